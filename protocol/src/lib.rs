@@ -5,6 +5,7 @@
 //! - [`header`]: the two header serializations, JSON and ROCKETMQ binary.
 //! - [`codes`]: request and response code tables.
 //! - [`ext`] and [`headers`]: typed request/response headers over extFields.
+//! - [`body`]: JSON bodies (heartbeat, routes, cluster info, stats) with fastjson quirks.
 //! - [`message`]: the stored-message (CommitLog record) codec, batch bodies,
 //!   properties, message ids and the Java `String.hashCode` used for tags.
 //!
@@ -17,3 +18,4 @@ pub mod frame;
 pub mod header;
 pub mod headers;
 pub mod message;
+pub mod body;
