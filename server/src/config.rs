@@ -1,0 +1,522 @@
+//! The broker's configuration: one typed struct, defaults in one place
+//! ([`BrokerConfig::default`]), filled from RocketMQ's `broker.conf` (`--config`) and then
+//! from command-line flags, which win (design.md §10). Printed at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::broker_conf::{self, ConfEntry};
+
+/// When an append is acknowledged (protocol.md §8.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushMode {
+    /// Answer once the bytes are in the page cache; a background flush bounds the loss window.
+    Async,
+    /// Answer only after an fdatasync covering the message (group commit).
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Master,
+    Slave,
+}
+
+/// Whether a master waits for its slave before answering a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplicationMode {
+    Async,
+    Sync,
+}
+
+/// Where the broker finds its name server(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameServer {
+    /// Run one inside this process, listening on this address.
+    Embedded(SocketAddr),
+    /// Register with these external name servers.
+    External(Vec<String>),
+}
+
+/// ringmq broker: RocketMQ-compatible, thread-per-core on io_uring.
+///
+/// Starts a broker with an embedded name server and a local store. Flags override the
+/// values of a RocketMQ broker.conf given with --config.
+#[derive(Debug, Parser)]
+#[command(name = "ringmq-server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run only a name server.
+    Namesrv {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9876")]
+        listen: SocketAddr,
+    },
+}
+
+/// Broker flags. Every one is optional so that broker.conf values apply where a flag is absent.
+#[derive(Debug, Default, clap::Args)]
+pub struct BrokerArgs {
+    /// RocketMQ broker.conf (key=value: brokerName, brokerId, listenPort, namesrvAddr,
+    /// storePathRootDir, flushDiskType, autoCreateTopicEnable, brokerRole, ...).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Broker address [default: 127.0.0.1:10911]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Run an embedded name server on this address [default: 127.0.0.1:9876].
+    #[arg(long, value_name = "ADDR", conflicts_with = "namesrv")]
+    pub namesrv_listen: Option<SocketAddr>,
+    /// Register with external name server(s) instead of embedding one: "host:port;host:port".
+    #[arg(long, value_name = "ADDR[;ADDR]")]
+    pub namesrv: Option<String>,
+    /// Store root directory [default: ./store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Number of shards (pinned threads, one io_uring each) [default: online cores].
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// async: acknowledge once written to the page cache; sync: after fdatasync (group commit)
+    /// [default: async].
+    #[arg(long, value_enum)]
+    pub flush: Option<FlushMode>,
+    /// master or slave [default: master].
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+    /// Master's HA address for a slave (host:port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub master: Option<String>,
+    /// Broker name shared by a master and its slaves [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub broker_name: Option<String>,
+    /// 0 for a master, > 0 for a slave [default: 0].
+    #[arg(long, value_name = "N")]
+    pub broker_id: Option<i64>,
+    /// async: answer sends without waiting for the slave; sync: wait for its ack [default: async].
+    #[arg(long, value_enum)]
+    pub replication: Option<ReplicationMode>,
+    /// HA listen address [default: listen port + 1].
+    #[arg(long, value_name = "ADDR")]
+    pub ha_listen: Option<SocketAddr>,
+    /// Metrics (Prometheus text) listen address [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Create unknown topics on first send from TBW102 [default: true].
+    #[arg(long, value_name = "true|false")]
+    pub auto_create_topics: Option<bool>,
+}
+
+/// The effective broker configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    pub name_server: NameServer,
+    pub store_dir: PathBuf,
+    pub shards: usize,
+    pub flush: FlushMode,
+    pub role: Role,
+    pub master: Option<String>,
+    pub cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub replication: ReplicationMode,
+    /// None: listen port + 1, resolved once the main port is known.
+    pub ha_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub auto_create_topics: bool,
+    /// Queues of topics auto-created from TBW102 are capped at this (TBW102's write queues).
+    pub default_topic_queue_nums: i32,
+    pub max_message_size_bytes: usize,
+    pub commitlog_segment_size_bytes: u64,
+    pub flush_interval: Duration,
+    /// Longest a pull is held for long polling, whatever the client asks.
+    pub max_hold: Duration,
+    /// Appends are refused above this fraction of the store's disk in use.
+    pub disk_max_used_ratio: f64,
+    /// Config keys read from broker.conf that ringmq does not use (reported at start).
+    pub ignored_conf_keys: Vec<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 10911)),
+            name_server: NameServer::Embedded(SocketAddr::from(([127, 0, 0, 1], 9876))),
+            store_dir: PathBuf::from("store"),
+            shards: online_cores(),
+            flush: FlushMode::Async,
+            role: Role::Master,
+            master: None,
+            cluster_name: "DefaultCluster".to_owned(),
+            broker_name: host_name(),
+            broker_id: 0,
+            replication: ReplicationMode::Async,
+            ha_listen: None,
+            metrics_listen: None,
+            auto_create_topics: true,
+            default_topic_queue_nums: 8,
+            max_message_size_bytes: 4 * 1024 * 1024,
+            commitlog_segment_size_bytes: 1 << 30,
+            flush_interval: Duration::from_millis(500),
+            max_hold: Duration::from_secs(15),
+            disk_max_used_ratio: 0.90,
+            ignored_conf_keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] broker_conf::BrokerConfError),
+    #[error("{file}:{line}: {key}={value}: {reason}")]
+    BadValue {
+        file: String,
+        line: usize,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl BrokerConfig {
+    /// Defaults, then broker.conf, then flags.
+    pub fn from_args(args: &BrokerArgs) -> Result<Self, ConfigError> {
+        let mut config = BrokerConfig::default();
+        if let Some(path) = &args.config {
+            let entries = broker_conf::read(path)?;
+            config.apply_conf(path, &entries)?;
+        }
+        config.apply_flags(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_conf(&mut self, path: &Path, entries: &[ConfEntry]) -> Result<(), ConfigError> {
+        let mut listen_ip = None;
+        let mut listen_port = None;
+        for entry in entries {
+            let bad = |reason: &str| ConfigError::BadValue {
+                file: path.display().to_string(),
+                line: entry.line,
+                key: entry.key.clone(),
+                value: entry.value.clone(),
+                reason: reason.to_owned(),
+            };
+            let value = entry.value.as_str();
+            match entry.key.as_str() {
+                "brokerClusterName" => self.cluster_name = value.to_owned(),
+                "brokerName" => self.broker_name = value.to_owned(),
+                "brokerId" => self.broker_id = value.parse().map_err(|_| bad("not an integer"))?,
+                "listenPort" => {
+                    listen_port = Some(value.parse::<u16>().map_err(|_| bad("not a port"))?)
+                }
+                "brokerIP1" if !value.is_empty() => {
+                    listen_ip = Some(
+                        value
+                            .parse::<std::net::IpAddr>()
+                            .map_err(|_| bad("not an IP address"))?,
+                    )
+                }
+                "namesrvAddr" => {
+                    self.name_server = NameServer::External(split_namesrv_list(value));
+                }
+                "storePathRootDir" => self.store_dir = PathBuf::from(value),
+                "flushDiskType" => {
+                    self.flush = match value {
+                        "ASYNC_FLUSH" => FlushMode::Async,
+                        "SYNC_FLUSH" => FlushMode::Sync,
+                        _ => return Err(bad("expected ASYNC_FLUSH or SYNC_FLUSH")),
+                    }
+                }
+                "brokerRole" => match value {
+                    "ASYNC_MASTER" => {
+                        self.role = Role::Master;
+                        self.replication = ReplicationMode::Async;
+                    }
+                    "SYNC_MASTER" => {
+                        self.role = Role::Master;
+                        self.replication = ReplicationMode::Sync;
+                    }
+                    "SLAVE" => self.role = Role::Slave,
+                    _ => return Err(bad("expected ASYNC_MASTER, SYNC_MASTER or SLAVE")),
+                },
+                "haMasterAddress" => self.master = Some(value.to_owned()),
+                "autoCreateTopicEnable" => self.auto_create_topics = parse_java_bool(value),
+                "defaultTopicQueueNums" => {
+                    self.default_topic_queue_nums =
+                        value.parse().map_err(|_| bad("not an integer"))?
+                }
+                "maxMessageSize" => {
+                    self.max_message_size_bytes =
+                        value.parse().map_err(|_| bad("not a size in bytes"))?
+                }
+                "mappedFileSizeCommitLog" => {
+                    self.commitlog_segment_size_bytes =
+                        value.parse().map_err(|_| bad("not a size in bytes"))?
+                }
+                "flushIntervalCommitLog" => {
+                    self.flush_interval =
+                        Duration::from_millis(value.parse().map_err(|_| bad("not milliseconds"))?)
+                }
+                "diskMaxUsedSpaceRatio" => {
+                    let percent: f64 = value.parse().map_err(|_| bad("not a percentage"))?;
+                    self.disk_max_used_ratio = percent / 100.0;
+                }
+                _ => self.ignored_conf_keys.push(entry.key.clone()),
+            }
+        }
+        if listen_ip.is_some() || listen_port.is_some() {
+            let ip = listen_ip.unwrap_or(self.listen.ip());
+            let port = listen_port.unwrap_or(self.listen.port());
+            self.listen = SocketAddr::new(ip, port);
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, args: &BrokerArgs) {
+        if let Some(listen) = args.listen {
+            self.listen = listen;
+        }
+        if let Some(addr) = args.namesrv_listen {
+            self.name_server = NameServer::Embedded(addr);
+        }
+        if let Some(list) = &args.namesrv {
+            self.name_server = NameServer::External(split_namesrv_list(list));
+        }
+        if let Some(dir) = &args.store {
+            self.store_dir = dir.clone();
+        }
+        if let Some(shards) = args.shards {
+            self.shards = shards;
+        }
+        if let Some(flush) = args.flush {
+            self.flush = flush;
+        }
+        if let Some(role) = args.role {
+            self.role = role;
+        }
+        if let Some(master) = &args.master {
+            self.master = Some(master.clone());
+        }
+        if let Some(name) = &args.broker_name {
+            self.broker_name = name.clone();
+        }
+        if let Some(id) = args.broker_id {
+            self.broker_id = id;
+        }
+        if let Some(replication) = args.replication {
+            self.replication = replication;
+        }
+        if let Some(addr) = args.ha_listen {
+            self.ha_listen = Some(addr);
+        }
+        if let Some(addr) = args.metrics_listen {
+            self.metrics_listen = Some(addr);
+        }
+        if let Some(auto) = args.auto_create_topics {
+            self.auto_create_topics = auto;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.shards == 0 || self.shards > 255 {
+            return Err(ConfigError::Invalid(format!(
+                "--shards must be between 1 and 255 (the shard id is the top byte of a physical offset), got {}",
+                self.shards
+            )));
+        }
+        if let NameServer::External(list) = &self.name_server {
+            if list.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "--namesrv needs at least one host:port".to_owned(),
+                ));
+            }
+        }
+        match (self.role, self.broker_id) {
+            (Role::Master, id) if id != 0 => Err(ConfigError::Invalid(format!(
+                "a master has --broker-id 0, got {id}"
+            ))),
+            (Role::Slave, id) if id <= 0 => Err(ConfigError::Invalid(format!(
+                "a slave needs --broker-id > 0, got {id}"
+            ))),
+            (Role::Slave, _) if self.master.is_none() => Err(ConfigError::Invalid(
+                "a slave needs --master HOST:PORT".to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// One line per setting, printed at start-up.
+    pub fn describe(&self) -> String {
+        let name_server = match &self.name_server {
+            NameServer::Embedded(addr) => format!("embedded on {addr}"),
+            NameServer::External(list) => format!("external {}", list.join(";")),
+        };
+        let mut text = format!(
+            "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
+             flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
+             max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}%",
+            self.cluster_name,
+            self.broker_name,
+            self.broker_id,
+            self.role,
+            self.listen,
+            name_server,
+            self.store_dir.display(),
+            self.shards,
+            self.flush,
+            self.flush_interval.as_millis(),
+            self.replication,
+            self.auto_create_topics,
+            self.max_message_size_bytes,
+            self.commitlog_segment_size_bytes,
+            self.max_hold.as_millis(),
+            self.disk_max_used_ratio * 100.0,
+        );
+        if !self.ignored_conf_keys.is_empty() {
+            text.push_str(&format!(
+                " (broker.conf keys not used by ringmq: {})",
+                self.ignored_conf_keys.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+fn split_namesrv_list(list: &str) -> Vec<String> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Java's `Boolean.parseBoolean`: only "true" (any case) is true.
+fn parse_java_bool(value: &str) -> bool {
+    value.eq_ignore_ascii_case("true")
+}
+
+fn online_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(255)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "DEFAULT_BROKER".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> BrokerArgs {
+        let mut full = vec!["ringmq-server"];
+        full.extend_from_slice(list);
+        Cli::parse_from(full).broker
+    }
+
+    #[test]
+    fn defaults_follow_rocketmq() {
+        let config = BrokerConfig::from_args(&args(&[])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:10911".parse().unwrap());
+        assert_eq!(
+            config.name_server,
+            NameServer::Embedded("127.0.0.1:9876".parse().unwrap())
+        );
+        assert_eq!(config.flush, FlushMode::Async);
+        assert_eq!(config.max_message_size_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.max_hold, Duration::from_secs(15));
+        assert!(config.auto_create_topics);
+    }
+
+    #[test]
+    fn broker_conf_values_apply_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.conf");
+        std::fs::write(
+            &path,
+            "brokerClusterName=C1\nbrokerName=broker-x\nlistenPort=20911\n\
+             namesrvAddr=10.0.0.1:9876;10.0.0.2:9876\nstorePathRootDir=/data/rmq\n\
+             flushDiskType=SYNC_FLUSH\nautoCreateTopicEnable=false\ndeleteWhen=04\n",
+        )
+        .unwrap();
+        let path_text = path.to_str().unwrap();
+        let config = BrokerConfig::from_args(&args(&["--config", path_text])).unwrap();
+        assert_eq!(config.cluster_name, "C1");
+        assert_eq!(config.broker_name, "broker-x");
+        assert_eq!(config.listen.port(), 20911);
+        assert_eq!(
+            config.name_server,
+            NameServer::External(vec!["10.0.0.1:9876".into(), "10.0.0.2:9876".into()])
+        );
+        assert_eq!(config.store_dir, PathBuf::from("/data/rmq"));
+        assert_eq!(config.flush, FlushMode::Sync);
+        assert!(!config.auto_create_topics);
+        assert_eq!(config.ignored_conf_keys, vec!["deleteWhen".to_owned()]);
+
+        let config = BrokerConfig::from_args(&args(&[
+            "--config",
+            path_text,
+            "--flush",
+            "async",
+            "--listen",
+            "127.0.0.1:0",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+        ]))
+        .unwrap();
+        assert_eq!(config.flush, FlushMode::Async);
+        assert_eq!(config.listen.port(), 0);
+        assert!(matches!(config.name_server, NameServer::Embedded(_)));
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.conf");
+        std::fs::write(&path, "brokerName=a\nflushDiskType=SOMETIMES\n").unwrap();
+        let error = BrokerConfig::from_args(&args(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(":2: flushDiskType=SOMETIMES"), "{error}");
+    }
+
+    #[test]
+    fn a_slave_needs_an_id_and_a_master() {
+        assert!(BrokerConfig::from_args(&args(&["--role", "slave"])).is_err());
+        assert!(BrokerConfig::from_args(&args(&["--role", "slave", "--broker-id", "1"])).is_err());
+        assert!(BrokerConfig::from_args(&args(&[
+            "--role",
+            "slave",
+            "--broker-id",
+            "1",
+            "--master",
+            "127.0.0.1:10912"
+        ]))
+        .is_ok());
+    }
+
+    #[test]
+    fn zero_shards_is_refused() {
+        assert!(BrokerConfig::from_args(&args(&["--shards", "0"])).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The ringmq broker (design.md): configuration, shards, connections, processors,
+//! long polling and the embedded name server.
+
+pub mod backend;
+pub mod broker_conf;
+pub mod config;
+pub mod connection;
+pub mod listener;
+pub mod shard;
+pub mod shutdown;

@@ -1,0 +1,170 @@
+//! Shards: one pinned OS thread per shard, each running its own compio runtime
+//! (io_uring, or epoll when io_uring is unavailable), accepting connections on its own
+//! `SO_REUSEPORT` listener (design.md §2-§3).
+//!
+//! A shard owns its state without locks; nothing here is shared between shards except the
+//! read-only configuration and the shutdown signal. A shard runs until shutdown is
+//! requested, then stops accepting and returns from its thread.
+
+use std::collections::HashSet;
+use std::net::TcpListener as StdTcpListener;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use futures_util::future::{select, Either};
+
+use crate::backend::describe_driver;
+use crate::config::BrokerConfig;
+use crate::shutdown::Shutdown;
+
+/// What a shard reports once its runtime is built.
+#[derive(Debug)]
+pub struct ShardStarted {
+    pub shard_id: usize,
+    pub driver: &'static str,
+    pub cpu: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("shard {shard_id}: cannot build its runtime: {source}")]
+    Runtime {
+        shard_id: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shard {shard_id}: cannot spawn its thread: {source}")]
+    Spawn {
+        shard_id: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shard {shard_id}: listener: {source}")]
+    Listener {
+        shard_id: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shard {shard_id} stopped before reporting that it started")]
+    Vanished { shard_id: usize },
+}
+
+/// Running shards; join them after requesting shutdown.
+#[derive(Debug)]
+pub struct Shards {
+    threads: Vec<JoinHandle<Result<(), ShardError>>>,
+}
+
+impl Shards {
+    /// Starts one thread per listener and waits until each runtime is built.
+    pub fn start(
+        config: Arc<BrokerConfig>,
+        listeners: Vec<StdTcpListener>,
+        shutdown: Arc<Shutdown>,
+    ) -> Result<(Shards, Vec<ShardStarted>), ShardError> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let (started_tx, started_rx) = mpsc::channel();
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (shard_id, listener) in listeners.into_iter().enumerate() {
+            let cpu = shard_id % cores;
+            let started_tx = started_tx.clone();
+            let shutdown = Arc::clone(&shutdown);
+            let config = Arc::clone(&config);
+            let thread = std::thread::Builder::new()
+                .name(format!("ringmq-shard-{shard_id}"))
+                .spawn(move || run_shard(shard_id, cpu, config, listener, shutdown, started_tx))
+                .map_err(|source| ShardError::Spawn { shard_id, source })?;
+            threads.push(thread);
+        }
+        drop(started_tx);
+        let mut started = Vec::with_capacity(threads.len());
+        for shard_id in 0..threads.len() {
+            match started_rx.recv() {
+                Ok(report) => started.push(report),
+                Err(_) => {
+                    // A shard failed before reporting: surface its error.
+                    return Err(Shards { threads }
+                        .join_first_error()
+                        .unwrap_or(ShardError::Vanished { shard_id }));
+                }
+            }
+        }
+        started.sort_by_key(|s| s.shard_id);
+        Ok((Shards { threads }, started))
+    }
+
+    /// Waits for every shard to finish; returns the first error.
+    pub fn join(self) -> Result<(), ShardError> {
+        match self.join_first_error() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn join_first_error(self) -> Option<ShardError> {
+        let mut first = None;
+        for (shard_id, thread) in self.threads.into_iter().enumerate() {
+            let result = thread
+                .join()
+                .unwrap_or(Err(ShardError::Vanished { shard_id }));
+            if let Err(error) = result {
+                first.get_or_insert(error);
+            }
+        }
+        first
+    }
+}
+
+fn run_shard(
+    shard_id: usize,
+    cpu: usize,
+    config: Arc<BrokerConfig>,
+    listener: StdTcpListener,
+    shutdown: Arc<Shutdown>,
+    started: mpsc::Sender<ShardStarted>,
+) -> Result<(), ShardError> {
+    let runtime = compio::runtime::RuntimeBuilder::new()
+        .thread_affinity(HashSet::from([cpu]))
+        .build()
+        .map_err(|source| ShardError::Runtime { shard_id, source })?;
+    let driver = describe_driver(runtime.driver_type());
+    // The receiver only goes away if start-up already failed elsewhere; nothing to do then.
+    let _ = started.send(ShardStarted {
+        shard_id,
+        driver,
+        cpu,
+    });
+    runtime.block_on(shard_main(shard_id, config, listener, shutdown))
+}
+
+async fn shard_main(
+    shard_id: usize,
+    config: Arc<BrokerConfig>,
+    listener: StdTcpListener,
+    shutdown: Arc<Shutdown>,
+) -> Result<(), ShardError> {
+    let listener = compio::net::TcpListener::from_std(listener)
+        .map_err(|source| ShardError::Listener { shard_id, source })?;
+    let _ = &config;
+    loop {
+        let accept = std::pin::pin!(listener.accept());
+        let stop = shutdown.wait(shard_id);
+        match select(accept, stop).await {
+            Either::Left((Ok((stream, peer)), _)) => {
+                tracing::debug!(shard_id, %peer, "connection accepted");
+                compio::runtime::spawn(crate::connection::serve(stream, peer)).detach();
+            }
+            Either::Left((Err(error), _)) => {
+                // EMFILE and friends: keep serving the connections we have, retry shortly.
+                tracing::warn!(shard_id, %error, "accept failed");
+                compio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Either::Right(((), _)) => break,
+        }
+    }
+    tracing::info!(shard_id, "shard stopped accepting");
+    Ok(())
+}
