@@ -1,1 +1,20 @@
-//! TODO(issue 2): being written.
+//! The stored-message codec (protocol.md §3) and the small formats around it.
+//!
+//! - [`record`]: the CommitLog record (= pull body entry = VIEW_MESSAGE_BY_ID body), owned
+//!   encode/decode and a zero-copy view; the blank end-of-segment record.
+//! - [`properties`]: the `key\u{1}value\u{2}` properties text and the well-known keys.
+//! - [`sysflag`]: sysFlag bits, transaction and compression types.
+//!
+//! Everything here is pure: bytes in, bytes out, typed errors, no panics on any input.
+
+pub mod properties;
+pub mod record;
+pub mod sysflag;
+
+pub use properties::{keys, Properties, PropertiesError};
+pub use record::{
+    body_crc, decode_record, encode_record, encode_record_ref, encoded_len, encoded_len_ref,
+    iter_records, patch_offsets, peek_record_kind, view_record, RecordError, RecordIter,
+    RecordKind, RecordView, StoredMessage, StoredMessageRef, BLANK_MAGIC, BLANK_RECORD_SIZE,
+    MAGIC_V1, MAGIC_V2, MIN_RECORD_SIZE,
+};
