@@ -1,11 +1,292 @@
-//! One client connection: read frames, dispatch each request, write the responses.
-//! Being written under issue 4.
+//! One client connection: read frames, hand each request to the [`Service`], write the
+//! responses (design.md §3, §11).
+//!
+//! A reader loop decodes frames from one growing buffer (bodies are zero-copy slices of it)
+//! and spawns one task per request, so pipelined requests of one connection (e.g. 256 async
+//! sends in flight) are served concurrently and can share one group commit. Responses may
+//! complete in any order; clients match them by `opaque`. A writer task drains the
+//! connection's outbox with one vectored write per batch.
+//!
+//! Bounds: at most [`MAX_IN_FLIGHT_REQUESTS`] unanswered requests and
+//! [`MAX_OUTBOX_BYTES`] of queued responses per connection; past either, the reader stops
+//! reading (TCP back-pressure) until the backlog drains. A frame that cannot be decoded
+//! closes the connection; other connections are unaffected. A held request (long polling)
+//! keeps a [`Connection`] handle and writes its response later through [`Connection::send`];
+//! once the connection is closed, sends are dropped.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::{Bytes, BytesMut};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
+use compio::BufResult;
+use futures_util::future::{select, Either};
+use ringmq_protocol::command::RemotingCommand;
+use ringmq_protocol::frame::{
+    decode_frame, encode_frame, encode_frame_prefix, peek_frame_prefix, FrameLimits,
+};
+use ringmq_protocol::header::SerializeType;
 
-/// Serves one connection until the peer closes it.
-pub async fn serve(stream: TcpStream, peer: SocketAddr) {
-    let _ = (stream, peer);
+use crate::notify::LocalNotify;
+
+/// Unanswered requests per connection before the reader pauses.
+pub const MAX_IN_FLIGHT_REQUESTS: usize = 4096;
+/// Queued response bytes per connection before the reader pauses.
+pub const MAX_OUTBOX_BYTES: usize = 64 * 1024 * 1024;
+/// How much the read buffer grows by when it is full.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most buffers one vectored write carries.
+const MAX_WRITE_BATCH: usize = 256;
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a service does with one request.
+pub trait Service: 'static {
+    /// Handles one request. `Some(response)` is written back (unless the request was
+    /// oneway); `None` means there is nothing to send now — a oneway request, or a request
+    /// held to be answered later through [`Connection::send`].
+    fn handle(
+        self: Rc<Self>,
+        connection: Rc<Connection>,
+        request: RemotingCommand,
+    ) -> impl Future<Output = Option<Response>>;
+
+    /// The connection is gone: forget whatever refers to it (held pulls, group membership).
+    fn connection_closed(&self, connection: &Connection) {
+        let _ = connection;
+    }
+}
+
+/// A response ready to be written.
+#[derive(Debug)]
+pub enum Response {
+    /// A whole command, body included.
+    Command(RemotingCommand),
+    /// A command whose body is the concatenation of `body_parts` (e.g. stored messages
+    /// sliced out of the CommitLog), written without copying them into one buffer.
+    Parts {
+        header: RemotingCommand,
+        body_parts: Vec<Bytes>,
+    },
+}
+
+/// A live connection as seen by request handlers.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: u64,
+    pub peer: SocketAddr,
+    /// Serialization of the last request read; responses mirror it (protocol.md §1.4).
+    serialize_type: Cell<SerializeType>,
+    outbox: RefCell<VecDeque<Bytes>>,
+    outbox_bytes: Cell<usize>,
+    in_flight: Cell<usize>,
+    closed: Cell<bool>,
+    writer_wake: LocalNotify,
+    /// Backlog drained (a request finished or the outbox shrank): the reader may go on.
+    reader_wake: LocalNotify,
+    /// The connection was closed from the write side: abandon the pending read.
+    close_wake: LocalNotify,
+}
+
+impl Connection {
+    fn new(peer: SocketAddr) -> Self {
+        Connection {
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            serialize_type: Cell::new(SerializeType::Json),
+            outbox: RefCell::new(VecDeque::new()),
+            outbox_bytes: Cell::new(0),
+            in_flight: Cell::new(0),
+            closed: Cell::new(false),
+            writer_wake: LocalNotify::default(),
+            reader_wake: LocalNotify::default(),
+            close_wake: LocalNotify::default(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queues a response (or a broker-initiated request such as
+    /// NOTIFY_CONSUMER_IDS_CHANGED) for writing. Dropped if the connection is closed or the
+    /// command cannot be encoded (logged: that is a bug on our side, not the peer's).
+    pub fn send(&self, response: Response) {
+        if self.closed.get() {
+            return;
+        }
+        let serialize_type = self.serialize_type.get();
+        let mut prefix = BytesMut::new();
+        let encoded = match response {
+            Response::Command(command) => {
+                encode_frame(&command, serialize_type, &mut prefix).map(|()| vec![prefix.freeze()])
+            }
+            Response::Parts { header, body_parts } => {
+                let body_len = body_parts.iter().map(Bytes::len).sum();
+                encode_frame_prefix(&header, body_len, serialize_type, &mut prefix).map(|()| {
+                    let mut parts = Vec::with_capacity(body_parts.len() + 1);
+                    parts.push(prefix.freeze());
+                    parts.extend(body_parts);
+                    parts
+                })
+            }
+        };
+        match encoded {
+            Ok(parts) => {
+                let mut outbox = self.outbox.borrow_mut();
+                for part in parts {
+                    self.outbox_bytes.set(self.outbox_bytes.get() + part.len());
+                    outbox.push_back(part);
+                }
+                drop(outbox);
+                self.writer_wake.notify();
+            }
+            Err(error) => tracing::error!(connection = self.id, %error, "cannot encode response"),
+        }
+    }
+
+    fn is_backlogged(&self) -> bool {
+        self.in_flight.get() >= MAX_IN_FLIGHT_REQUESTS
+            || self.outbox_bytes.get() >= MAX_OUTBOX_BYTES
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.outbox.borrow_mut().clear();
+        self.outbox_bytes.set(0);
+        self.writer_wake.notify();
+        self.reader_wake.notify();
+        self.close_wake.notify();
+    }
+}
+
+/// Serves one connection until the peer closes it, a frame cannot be decoded, or I/O fails.
+pub async fn serve<S: Service>(stream: TcpStream, peer: SocketAddr, service: Rc<S>) {
+    // Small responses must not wait for Nagle; batching is done by the writer.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "set_nodelay failed");
+    }
+    let connection = Rc::new(Connection::new(peer));
+    let writer = compio::runtime::spawn(write_loop(stream.clone(), Rc::clone(&connection)));
+    read_loop(stream, &connection, &service).await;
+    connection.close();
+    service.connection_closed(&connection);
+    let _ = writer.await;
+}
+
+async fn read_loop<S: Service>(
+    mut stream: TcpStream,
+    connection: &Rc<Connection>,
+    service: &Rc<S>,
+) {
+    let limits = FrameLimits::default();
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        // Decode every complete frame already buffered.
+        loop {
+            let serialize_type = match peek_frame_prefix(&buffer, &limits) {
+                Ok(Some(prefix)) => prefix.serialize_type,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::info!(connection = connection.id, peer = %connection.peer, %error, "bad frame; closing");
+                    return;
+                }
+            };
+            match decode_frame(&mut buffer, &limits) {
+                Ok(Some(request)) => {
+                    connection.serialize_type.set(serialize_type);
+                    dispatch(connection, service, request);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::info!(connection = connection.id, peer = %connection.peer, %error, "undecodable frame; closing");
+                    return;
+                }
+            }
+        }
+        while connection.is_backlogged() && !connection.is_closed() {
+            connection.reader_wake.notified().await;
+        }
+        if connection.is_closed() {
+            return;
+        }
+        if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
+            buffer.reserve(READ_CHUNK_BYTES);
+        }
+        let read = stream.append(buffer);
+        let closed = connection.close_wake.notified();
+        let read = std::pin::pin!(read);
+        let closed = std::pin::pin!(closed);
+        let BufResult(result, returned) = match select(read, closed).await {
+            Either::Left((result, _)) => result,
+            // Closed by the writer (write error): stop reading.
+            Either::Right(_) => return,
+        };
+        buffer = returned;
+        match result {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(connection = connection.id, %error, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+fn dispatch<S: Service>(connection: &Rc<Connection>, service: &Rc<S>, request: RemotingCommand) {
+    if request.is_response() {
+        // Answers to broker-initiated requests (we send those oneway); nothing waits for them.
+        return;
+    }
+    let oneway = request.is_oneway();
+    let connection = Rc::clone(connection);
+    let service = Rc::clone(service);
+    connection.in_flight.set(connection.in_flight.get() + 1);
+    compio::runtime::spawn(async move {
+        let response = Rc::clone(&service)
+            .handle(Rc::clone(&connection), request)
+            .await;
+        connection
+            .in_flight
+            .set(connection.in_flight.get().saturating_sub(1));
+        if let (Some(response), false) = (response, oneway) {
+            connection.send(response);
+        }
+        connection.reader_wake.notify();
+    })
+    .detach();
+}
+
+async fn write_loop(mut stream: TcpStream, connection: Rc<Connection>) {
+    loop {
+        let batch: Vec<Bytes> = {
+            let mut outbox = connection.outbox.borrow_mut();
+            let count = outbox.len().min(MAX_WRITE_BATCH);
+            outbox.drain(..count).collect()
+        };
+        if batch.is_empty() {
+            if connection.is_closed() {
+                return;
+            }
+            connection.writer_wake.notified().await;
+            continue;
+        }
+        let written: usize = batch.iter().map(Bytes::len).sum();
+        let BufResult(result, _) = stream.write_vectored_all(batch).await;
+        connection
+            .outbox_bytes
+            .set(connection.outbox_bytes.get().saturating_sub(written));
+        connection.reader_wake.notify();
+        if let Err(error) = result {
+            tracing::debug!(connection = connection.id, %error, "write failed; closing");
+            connection.close();
+            return;
+        }
+    }
 }

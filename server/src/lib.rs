@@ -2,9 +2,11 @@
 //! long polling and the embedded name server.
 
 pub mod backend;
+pub mod broker;
 pub mod broker_conf;
 pub mod config;
 pub mod connection;
 pub mod listener;
+pub mod notify;
 pub mod shard;
 pub mod shutdown;

@@ -14,8 +14,12 @@ use std::thread::JoinHandle;
 
 use futures_util::future::{select, Either};
 
+use std::rc::Rc;
+
 use crate::backend::describe_driver;
+use crate::broker::BrokerShard;
 use crate::config::BrokerConfig;
+use crate::connection::serve;
 use crate::shutdown::Shutdown;
 
 /// What a shard reports once its runtime is built.
@@ -148,14 +152,14 @@ async fn shard_main(
 ) -> Result<(), ShardError> {
     let listener = compio::net::TcpListener::from_std(listener)
         .map_err(|source| ShardError::Listener { shard_id, source })?;
-    let _ = &config;
+    let service = Rc::new(BrokerShard { shard_id, config });
     loop {
         let accept = std::pin::pin!(listener.accept());
         let stop = shutdown.wait(shard_id);
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
                 tracing::debug!(shard_id, %peer, "connection accepted");
-                compio::runtime::spawn(crate::connection::serve(stream, peer)).detach();
+                compio::runtime::spawn(serve(stream, peer, Rc::clone(&service))).detach();
             }
             Either::Left((Err(error), _)) => {
                 // EMFILE and friends: keep serving the connections we have, retry shortly.
