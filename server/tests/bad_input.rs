@@ -1,6 +1,8 @@
 //! Bad input never takes the broker down: each case below either gets an answer or gets
 //! its own connection closed, and a fresh connection is served afterwards (issue 4).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::io::Write;
