@@ -12,6 +12,33 @@
 use crate::command::ExtFields;
 use crate::ext::{CommandHeader, HeaderError};
 
+mod client;
+mod message;
+mod namesrv;
+mod offset;
+mod pull;
+mod send;
+
+pub use client::{
+    ConsumerGroupRequestHeader, GetConsumerConnectionListRequestHeader,
+    GetConsumerListByGroupRequestHeader, NotifyConsumerIdsChangedRequestHeader,
+    UnregisterClientRequestHeader,
+};
+pub use message::{ConsumerSendMsgBackRequestHeader, ViewMessageRequestHeader};
+pub use namesrv::{
+    GetRouteInfoRequestHeader, RegisterBrokerRequestHeader, RegisterBrokerResponseHeader,
+    UnregisterBrokerRequestHeader,
+};
+pub use offset::{
+    BoundaryType, GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
+    GetMinOffsetResponseHeader, OffsetResponseHeader, QueryConsumerOffsetRequestHeader,
+    QueryConsumerOffsetResponseHeader, QueueRequestHeader, SearchOffsetRequestHeader,
+    SearchOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
+};
+pub use pull::{PullMessageRequestHeader, PullMessageResponseHeader, PullSysFlag};
+pub use send::{SendMessageRequestHeader, SendMessageResponseHeader, V1_TO_V2_KEYS};
+
 /// The header of a command that has no header fields: decodes from any extFields (noise keys
 /// such as `AccessKey` are ignored) and writes nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
