@@ -6,8 +6,9 @@
 //! A later duplicate key replaces an earlier one, as Java's map does. Decoding never fails:
 //! malformed segments are dropped, as Java drops them.
 //!
-//! Encoding refuses keys and values that contain a separator (they would re-parse as other
-//! pairs) and empty keys; an empty value is written as Java writes it, and a reader drops it.
+//! Encoding refuses what would not read back as the same pair: an empty key, a key holding
+//! either separator, a value holding `\u{2}` (a value may hold `\u{1}`, since the reader splits
+//! at the first one). An empty value is written as Java writes it, and a reader drops it.
 
 use std::fmt;
 
@@ -99,7 +100,7 @@ pub mod keys {
 /// Why a properties text could not be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PropertiesError {
-    /// A key or value contains `\u{1}` or `\u{2}`, so it would not read back as one pair.
+    /// A key contains `\u{1}` or `\u{2}`, or a value `\u{2}`: it would not read back as one pair.
     #[error("property {key:?} contains a separator character in its {part}")]
     Separator { key: String, part: &'static str },
     /// An empty key cannot be read back.
@@ -178,17 +179,17 @@ pub fn split_keys(keys_value: &str) -> impl Iterator<Item = &str> {
 }
 
 fn check_pair(key: &str, value: &str) -> Result<(), PropertiesError> {
-    let has_sep = |s: &str| s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]);
     if key.is_empty() {
         return Err(PropertiesError::EmptyKey);
     }
-    if has_sep(key) {
+    if key.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]) {
         return Err(PropertiesError::Separator {
             key: key.to_owned(),
             part: "key",
         });
     }
-    if has_sep(value) {
+    // A value may hold `\u{1}`: the reader splits at the first one, which is the key's.
+    if value.contains(PROPERTY_SEPARATOR) {
         return Err(PropertiesError::Separator {
             key: key.to_owned(),
             part: "value",
