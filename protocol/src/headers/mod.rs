@@ -1,5 +1,5 @@
 //! Typed request and response headers, one struct per command header the broker serves or
-//! sends, each implementing [`CommandHeader`](crate::ext::CommandHeader) over extFields with
+//! sends, each implementing [`CommandHeader`] over extFields with
 //! the exact Java field names as keys (protocol.md §2).
 //!
 //! Commands whose request carries no header fields (HEART_BEAT, LOCK_BATCH_MQ,
