@@ -37,7 +37,10 @@ pub use offset::{
     SearchOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
 pub use pull::{PullMessageRequestHeader, PullMessageResponseHeader, PullSysFlag};
-pub use send::{SendMessageRequestHeader, SendMessageResponseHeader, V1_TO_V2_KEYS};
+pub use send::{
+    SendMessageRequestHeader, SendMessageResponseHeader, DEFAULT_MSG_REGION, EXT_MSG_REGION,
+    EXT_TRACE_ON, V1_TO_V2_KEYS,
+};
 
 /// The header of a command that has no header fields: decodes from any extFields (noise keys
 /// such as `AccessKey` are ignored) and writes nothing.

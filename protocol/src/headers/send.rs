@@ -219,6 +219,15 @@ impl CommandHeader for SendMessageRequestHeader {
     }
 }
 
+/// extFields key the Java broker adds to every send response besides the header fields: the
+/// broker's region (clients copy it into trace data).
+pub const EXT_MSG_REGION: &str = "MSG_REGION";
+/// The value of [`EXT_MSG_REGION`] when no region is configured.
+pub const DEFAULT_MSG_REGION: &str = "DefaultRegion";
+/// extFields key the Java broker adds to every send response: whether message tracing is on
+/// (`"true"`/`"false"`).
+pub const EXT_TRACE_ON: &str = "TRACE_ON";
+
 /// The response header of every send code (`SendMessageResponseHeader`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendMessageResponseHeader {
