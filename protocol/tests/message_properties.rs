@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use ringmq_protocol::message::properties::{
-    append, find, find_bytes, keys, pairs, wait_store_msg_ok, Properties, PropertiesError,
+    append, find, find_bytes, join, keys, pairs, wait_store_msg_ok, Properties, PropertiesError,
 };
 
 #[test]
@@ -107,6 +107,18 @@ fn value_holding_the_name_value_separator_reads_back_whole() {
     let mut text = String::new();
     append(&mut text, "k", "a\u{1}b").unwrap();
     assert_eq!(find(&text, "k"), Some("a\u{1}b"));
+}
+
+#[test]
+fn join_adds_a_whole_text_closing_the_first_if_needed() {
+    let mut text = "a\u{1}1".to_owned();
+    join(&mut text, "CLUSTER\u{1}c\u{2}");
+    assert_eq!(text, "a\u{1}1\u{2}CLUSTER\u{1}c\u{2}");
+    let mut closed = "a\u{1}1\u{2}".to_owned();
+    join(&mut closed, "b\u{1}2\u{2}");
+    assert_eq!(closed, "a\u{1}1\u{2}b\u{1}2\u{2}");
+    join(&mut closed, "");
+    assert_eq!(closed, "a\u{1}1\u{2}b\u{1}2\u{2}");
 }
 
 #[test]

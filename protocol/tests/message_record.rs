@@ -468,6 +468,18 @@ fn iter_records_walks_a_pull_body_and_stops_at_the_first_error() {
 }
 
 #[test]
+fn offset_msg_id_of_a_record_is_store_host_and_physical_offset() {
+    let view = view_record(&GOLDEN_V1_IPV4).unwrap();
+    assert_eq!(
+        view.offset_msg_id().to_string(),
+        "0A00000100002A9F0000000000001F40"
+    );
+    let (msg, _) = decode_record(&GOLDEN_V1_IPV4).unwrap();
+    assert_eq!(msg.offset_msg_id(), view.offset_msg_id());
+    assert_eq!(msg.tags(), Some("TagA"));
+}
+
+#[test]
 fn patch_offsets_rewrites_queue_and_physical_offset_only() {
     let mut rec = GOLDEN_V1_IPV4;
     patch_offsets(&mut rec, 43, 9000).unwrap();

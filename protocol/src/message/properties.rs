@@ -213,6 +213,18 @@ pub fn append(text: &mut String, key: &str, value: &str) -> Result<(), Propertie
     Ok(())
 }
 
+/// Appends a whole encoded text `more` to `text`, closing `text`'s last pair with `\u{2}` first
+/// if it lacks one: how a 4.x broker adds the batch-level properties to each inner message.
+pub fn join(text: &mut String, more: &str) {
+    if more.is_empty() {
+        return;
+    }
+    if !text.is_empty() && !text.ends_with(PROPERTY_SEPARATOR) {
+        text.push(PROPERTY_SEPARATOR);
+    }
+    text.push_str(more);
+}
+
 /// Decoded properties: one value per key, in first-seen order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Properties {

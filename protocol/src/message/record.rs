@@ -21,6 +21,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bytes::Bytes;
 
+use super::msg_id::OffsetMsgId;
 use super::properties;
 use super::sysflag::{BORNHOST_V6_FLAG, STOREHOST_V6_FLAG};
 
@@ -159,6 +160,24 @@ pub struct StoredMessageRef<'a> {
 }
 
 impl StoredMessage {
+    /// The offset msgId of this message: store host + physical offset (§3.6).
+    pub fn offset_msg_id(&self) -> OffsetMsgId {
+        OffsetMsgId {
+            store_host: self.store_host,
+            physical_offset: self.physical_offset,
+        }
+    }
+
+    /// The value of property `key` (last occurrence wins).
+    pub fn property(&self, key: &str) -> Option<&str> {
+        properties::find(&self.properties, key)
+    }
+
+    /// The `TAGS` property.
+    pub fn tags(&self) -> Option<&str> {
+        self.property(properties::keys::TAGS)
+    }
+
     /// Borrows this message for [`encode_record_ref`].
     pub fn borrowed(&self) -> StoredMessageRef<'_> {
         StoredMessageRef {
@@ -396,6 +415,14 @@ pub struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
+    /// The offset msgId of this record: store host + physical offset (§3.6).
+    pub fn offset_msg_id(&self) -> OffsetMsgId {
+        OffsetMsgId {
+            store_host: self.store_host,
+            physical_offset: self.physical_offset,
+        }
+    }
+
     /// Whether the stored BODYCRC matches the body: the recovery scan's integrity check.
     pub fn body_crc_matches(&self) -> bool {
         body_crc(self.body) == self.body_crc
