@@ -7,7 +7,7 @@
 //! ordinal, numeric strings for numbers, missing or `null` collections as empty.
 //! Writing is standard JSON with quoted keys (which every fastjson reader also
 //! accepts), except where Java tools need fastjson's object-keyed maps
-//! (`ConsumeStats`, the broadcast offset file).
+//! ([`ConsumeStats`], [`OffsetSerializeWrapper`]).
 //!
 //! Every body type implements [`JsonBody`]: `decode` never panics and returns a
 //! [`BodyError`] that names the body and keeps the underlying error.
@@ -15,14 +15,30 @@
 pub mod enums;
 pub mod fastjson;
 
+mod consumer;
 mod heartbeat;
+mod lock;
 mod message_queue;
+mod offsets;
 mod route;
+mod stats;
+mod topic;
 
+pub use consumer::{Connection, ConsumerConnection, ConsumerListBody};
 pub use enums::{ConsumeFromWhere, ConsumeType, MessageModel, TopicFilterType};
 pub use heartbeat::{ConsumerData, HeartbeatData, ProducerData, SubscriptionData};
+pub use lock::{LockBatchRequestBody, LockBatchResponseBody, UnlockBatchRequestBody};
 pub use message_queue::MessageQueue;
+pub use offsets::{
+    offset_table_key, split_offset_table_key, ConsumerOffsetSerializeWrapper,
+    DelayOffsetSerializeWrapper, OffsetSerializeWrapper,
+};
 pub use route::{BrokerData, ClusterInfo, QueueData, TopicList, TopicRouteData, MASTER_ID};
+pub use stats::{ConsumeStats, KvTable, OffsetWrapper};
+pub use topic::{
+    CompressedBodyError, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
+    TopicConfigTextError, MAX_INFLATED_BYTES,
+};
 
 use thiserror::Error;
 
@@ -47,6 +63,9 @@ pub enum BodyError {
         #[source]
         source: serde_json::Error,
     },
+    /// The compressed form of `RegisterBrokerBody` is broken.
+    #[error("cannot decode compressed RegisterBrokerBody")]
+    Compressed(#[from] CompressedBodyError),
 }
 
 /// A body that travels as JSON.
