@@ -11,6 +11,7 @@
 //!
 //! Every decoder returns a typed error; nothing a peer sends can make it panic.
 
+pub mod body;
 pub mod codes;
 pub mod command;
 pub mod ext;
@@ -18,4 +19,3 @@ pub mod frame;
 pub mod header;
 pub mod headers;
 pub mod message;
-pub mod body;
