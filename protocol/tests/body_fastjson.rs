@@ -206,6 +206,20 @@ fn scalars_are_coerced_like_fastjson() {
 }
 
 #[test]
+fn integral_floats_fill_integer_fields_but_fractions_do_not() {
+    let n: i32 = fastjson::from_slice(b"3.0").unwrap();
+    assert_eq!(n, 3);
+    assert!(fastjson::from_slice::<i32>(b"3.5").is_err());
+    assert!(fastjson::from_slice::<i64>(b"1e300").is_err());
+}
+
+#[test]
+fn structs_are_read_only_from_objects() {
+    assert!(fastjson::from_slice::<MessageQueue>(br#"["T","b",0]"#).is_err());
+    assert!(fastjson::from_slice::<MessageQueue>(b"null").is_err());
+}
+
+#[test]
 fn wrong_shape_is_a_convert_error_naming_the_problem() {
     let err = fastjson::from_slice::<Coerced>(br#"{"asInt":"x"}"#).unwrap_err();
     assert!(matches!(err, fastjson::FastjsonError::Convert(_)));

@@ -609,6 +609,13 @@ macro_rules! deserialize_integer {
                     return visitor.visit_u64(n);
                 }
             }
+            // An integral float (`3.0`) fills an integer field, as in fastjson.
+            if let Value::Number(Number::F64(x)) = self {
+                if x.fract() == 0.0 && *x >= -9.0e18 && *x <= 9.0e18 {
+                    #[allow(clippy::cast_possible_truncation)] // range checked above
+                    return visitor.visit_i64(*x as i64);
+                }
+            }
             self.deserialize_any(visitor)
         }
     )*};
@@ -616,7 +623,8 @@ macro_rules! deserialize_integer {
 
 /// Reads typed values from a parsed tree with fastjson's coercions:
 ///
-/// - integer and float targets accept numeric strings;
+/// - integer and float targets accept numeric strings; integers accept
+///   integral floats (`3.0`);
 /// - string targets accept numbers and booleans (their text), and `null` as `""`;
 /// - `bool` accepts `"true"`/`"false"` and the numbers 0/1;
 /// - sequence and map targets read `null` as empty; `Option` reads `null` as `None`;

@@ -22,6 +22,7 @@ mod message_queue;
 mod offsets;
 mod route;
 mod stats;
+mod subscription_group;
 mod topic;
 
 pub use consumer::{Connection, ConsumerConnection, ConsumerListBody};
@@ -35,6 +36,7 @@ pub use offsets::{
 };
 pub use route::{BrokerData, ClusterInfo, QueueData, TopicList, TopicRouteData, MASTER_ID};
 pub use stats::{ConsumeStats, KvTable, OffsetWrapper};
+pub use subscription_group::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 pub use topic::{
     CompressedBodyError, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
     TopicConfigTextError, MAX_INFLATED_BYTES,
