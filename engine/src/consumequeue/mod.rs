@@ -1,0 +1,850 @@
+//! The ConsumeQueue of one `(topic, queueId)`: logical offset → (physical offset, size,
+//! tags hash), protocol.md §4.1, design.md §4-§5.
+//!
+//! **Files.** `<dir>/<20-digit byte offset>`; `<dir>` is `<root>/consumequeue/<topic>/<queueId>`
+//! (the caller builds it). Each file holds `entries_per_file` 20-byte entries (300 000 by
+//! default, 6 000 000 bytes); logical offset `n` lives at byte `n * 20` of the queue's byte
+//! stream, so file `F` holds offsets `[F / 20, F / 20 + entries_per_file)`. Files are not
+//! preallocated: a file's length is how far it was written.
+//!
+//! **Memory.** Appends go to an in-memory window ([`ConsumeQueue::append`], synchronous,
+//! visible to reads at once). [`ConsumeQueue::write_pending`] writes what is pending with one
+//! positional write per file touched (the shard calls it once per loop turn);
+//! [`ConsumeQueue::sync`] also fdatasyncs. The window keeps the newest
+//! [`DEFAULT_MEMORY_ENTRIES`] written entries as well, so consumers at the tail read from
+//! memory; older entries are read from the files with positional reads.
+//!
+//! **Invariants.** `min_offset ≤ written_offset ≤ max_offset`; the window holds exactly
+//! `[window_start, max_offset)` and `window_start ≤ written_offset`, so every entry is either
+//! in memory or in a file; entries in files below `written_offset` never change except by
+//! [`ConsumeQueue::truncate_from_physical`] and [`ConsumeQueue::reset_to`]. Physical offsets
+//! rise with the logical offset (one shard's log feeds the queue).
+//!
+//! **Crash.** Unsynced entries may be lost, or a write may land partly (a torn 20-byte entry,
+//! or a later page on disk before an earlier one). [`ConsumeQueue::open`] therefore scans
+//! forward (from the last three files, as RocketMQ does) and ends the queue at the first entry
+//! that is not [`CqEntry::is_valid`] or not whole, then cuts the file there and deletes later
+//! files, so stale bytes past the end can never be taken for entries after the next crash.
+//! Lost entries are rebuilt by recovery from the CommitLog, which is the truth: recovery
+//! calls [`ConsumeQueue::truncate_from_physical`] with the log's end so a queue never points
+//! past the log, then re-dispatches (re-appending an entry that is present is a no-op).
+
+mod entry;
+mod search;
+mod tag_filter;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::fs::{File, OpenOptions};
+use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
+
+use entry::{decode_all, encode_all, ENTRY_SIZE_BYTES_U64};
+pub use entry::{CqEntry, ENTRY_SIZE_BYTES};
+pub use search::{search_slice, Bisection, Boundary};
+pub use tag_filter::TagFilter;
+
+/// Entries per file unless configured (`mappedFileSizeConsumeQueue` / 20).
+pub const DEFAULT_ENTRIES_PER_FILE: u64 = 300_000;
+
+/// Written entries kept in memory per queue (20 KiB): a consumer at the tail never reads
+/// the files.
+pub const DEFAULT_MEMORY_ENTRIES: usize = 1024;
+
+/// At most this many entries per [`ConsumeQueue::read`] (1.25 MiB); callers loop for more.
+pub const MAX_READ_ENTRIES: usize = 65_536;
+
+/// Largest accepted `entries_per_file` (a 20 TiB file): keeps byte arithmetic far from
+/// overflow.
+pub const MAX_ENTRIES_PER_FILE: u64 = 1 << 40;
+
+/// Entries read per chunk while scanning at open (80 KiB).
+const SCAN_CHUNK_ENTRIES: i64 = 4096;
+
+/// How many trailing files [`ConsumeQueue::open`] scans for the end (RocketMQ: 3).
+const RECOVERY_SCAN_FILES: usize = 3;
+
+/// What can go wrong in a ConsumeQueue. I/O errors keep their source and the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum CqError {
+    /// A file or directory operation failed.
+    #[error("consume queue I/O on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `entries_per_file` is 0 or absurdly large.
+    #[error("entries per file must be in 1..={MAX_ENTRIES_PER_FILE}, got {entries_per_file}")]
+    BadEntriesPerFile {
+        /// The value given.
+        entries_per_file: u64,
+    },
+    /// A 20-digit file name that is not a multiple of the file size: the queue was written
+    /// with another `entries_per_file`.
+    #[error("{path} does not start at a multiple of the file size ({file_size_bytes} bytes)")]
+    MisalignedFile {
+        /// The file.
+        path: PathBuf,
+        /// `entries_per_file * 20`.
+        file_size_bytes: u64,
+    },
+    /// A file longer than a file may be.
+    #[error("{path} holds {len_bytes} bytes, more than the file size {file_size_bytes}")]
+    FileTooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len_bytes: u64,
+        /// `entries_per_file * 20`.
+        file_size_bytes: u64,
+    },
+    /// An append that is not at `max_offset`.
+    #[error("append at logical offset {offset}, but the next offset is {expected}")]
+    Gap {
+        /// The offset asked for.
+        offset: i64,
+        /// `max_offset`.
+        expected: i64,
+    },
+    /// A re-append that contradicts what the queue holds.
+    #[error("logical offset {offset} holds physical offset {existing}, the re-append says {new}")]
+    Conflict {
+        /// The logical offset compared.
+        offset: i64,
+        /// Its physical offset in the queue.
+        existing: i64,
+        /// The physical offset of the rejected append.
+        new: i64,
+    },
+    /// A read outside `[min_offset, max_offset]`, or a negative offset.
+    #[error("logical offset {offset} is outside [{min_offset}, {max_offset}]")]
+    OutOfRange {
+        /// The offset asked for.
+        offset: i64,
+        /// The queue's min offset.
+        min_offset: i64,
+        /// The queue's max offset.
+        max_offset: i64,
+    },
+    /// The file that should hold an entry below `written_offset` is not there.
+    #[error("no file holds logical offset {offset} (expected {path})")]
+    MissingFile {
+        /// The offset.
+        offset: i64,
+        /// The file it should be in.
+        path: PathBuf,
+    },
+    /// [`ConsumeQueue::reset_to`] on a queue that has entries.
+    #[error("reset_to on a queue holding entries [{min_offset}, {max_offset})")]
+    NotEmpty {
+        /// The queue's min offset.
+        min_offset: i64,
+        /// The queue's max offset.
+        max_offset: i64,
+    },
+}
+
+/// What [`ConsumeQueue::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The entry is new; `max_offset` moved by one.
+    New,
+    /// The entry was already there (a re-dispatch during recovery); nothing changed.
+    Duplicate,
+}
+
+/// Failure of [`ConsumeQueue::search_by_timestamp`]: reading the queue, or the caller's
+/// store-time lookup.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError<E: std::error::Error + 'static> {
+    /// Reading an entry failed.
+    #[error(transparent)]
+    Queue(#[from] CqError),
+    /// The store-time lookup failed.
+    #[error("store time lookup: {0}")]
+    Lookup(#[source] E),
+}
+
+/// A ConsumeQueue: see the module documentation.
+#[derive(Debug)]
+pub struct ConsumeQueue {
+    dir: PathBuf,
+    entries_per_file: i64,
+    min_offset: i64,
+    max_offset: i64,
+    /// Entries below this are in files (written, maybe not synced).
+    written_offset: i64,
+    /// Logical offset of `window[0]`.
+    window_start: i64,
+    window: VecDeque<CqEntry>,
+    /// Written entries kept in the window after a write.
+    memory_entries: usize,
+    /// First logical offset of each file → its handle (read + write).
+    files: BTreeMap<i64, File>,
+    /// Files written since the last sync (by first logical offset).
+    unsynced_files: BTreeSet<i64>,
+    /// A file was created or deleted since the last sync.
+    dir_unsynced: bool,
+    /// Reused encode buffer for writes.
+    encode_buf: Vec<u8>,
+}
+
+impl ConsumeQueue {
+    /// Opens (creating the directory if needed) the queue in `dir`, finds its min and max
+    /// offsets and repairs a torn tail (see the module documentation).
+    pub async fn open(dir: impl AsRef<Path>, entries_per_file: u64) -> Result<Self, CqError> {
+        let dir = dir.as_ref().to_path_buf();
+        if entries_per_file == 0 || entries_per_file > MAX_ENTRIES_PER_FILE {
+            return Err(CqError::BadEntriesPerFile { entries_per_file });
+        }
+        let existed = dir.is_dir();
+        compio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_error(&dir))?;
+        // Listing happens once per queue at start-up; compio 0.19 has no readdir op, and
+        // the std call is as fast as it gets for a directory of a few entries.
+        let names = list_queue_files(&dir)?;
+        let epf = i64::try_from(entries_per_file)
+            .map_err(|_| CqError::BadEntriesPerFile { entries_per_file })?;
+        let mut queue = Self {
+            dir,
+            entries_per_file: epf,
+            min_offset: 0,
+            max_offset: 0,
+            written_offset: 0,
+            window_start: 0,
+            window: VecDeque::new(),
+            memory_entries: DEFAULT_MEMORY_ENTRIES,
+            files: BTreeMap::new(),
+            unsynced_files: BTreeSet::new(),
+            dir_unsynced: !existed,
+            encode_buf: Vec::new(),
+        };
+        let mut lengths = BTreeMap::new();
+        for (first_byte, path) in names {
+            let file_size_bytes = entries_per_file * ENTRY_SIZE_BYTES_U64;
+            if first_byte % file_size_bytes != 0 {
+                return Err(CqError::MisalignedFile {
+                    path,
+                    file_size_bytes,
+                });
+            }
+            let first = i64::try_from(first_byte / ENTRY_SIZE_BYTES_U64).map_err(|_| {
+                CqError::MisalignedFile {
+                    path: path.clone(),
+                    file_size_bytes,
+                }
+            })?;
+            let file = open_rw(&path, false).await?;
+            let len_bytes = file.metadata().await.map_err(io_error(&path))?.len();
+            if len_bytes > file_size_bytes {
+                return Err(CqError::FileTooLong {
+                    path,
+                    len_bytes,
+                    file_size_bytes,
+                });
+            }
+            queue.files.insert(first, file);
+            lengths.insert(first, len_bytes);
+        }
+        queue.recover(&lengths).await?;
+        Ok(queue)
+    }
+
+    /// Next logical offset to write (RocketMQ's maxOffset); entries end just below it.
+    pub fn max_offset(&self) -> i64 {
+        self.max_offset
+    }
+
+    /// First logical offset held.
+    pub fn min_offset(&self) -> i64 {
+        self.min_offset
+    }
+
+    /// Entries below this offset have been handed to the files (not necessarily synced).
+    pub fn written_offset(&self) -> i64 {
+        self.written_offset
+    }
+
+    /// Entries appended but not yet written to a file.
+    pub fn pending_entries(&self) -> i64 {
+        self.max_offset - self.written_offset
+    }
+
+    /// The queue's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Entries per file.
+    pub fn entries_per_file(&self) -> u64 {
+        self.entries_per_file.unsigned_abs()
+    }
+
+    /// How many written entries stay in memory after a write (default
+    /// [`DEFAULT_MEMORY_ENTRIES`]); takes effect at the next write.
+    pub fn set_memory_entries(&mut self, entries: usize) {
+        self.memory_entries = entries;
+    }
+
+    /// Appends the entry for `logical_offset`, which must be `max_offset`. Re-appending an
+    /// entry already held with the same physical offset (recovery re-dispatching) returns
+    /// [`Appended::Duplicate`] and changes nothing; an offset below `min_offset` likewise.
+    /// Below the memory window the check is that the physical offset is below the window's
+    /// first one (physical offsets rise with the logical offset), since verifying exactly
+    /// would need a read.
+    pub fn append(&mut self, logical_offset: i64, entry: CqEntry) -> Result<Appended, CqError> {
+        if logical_offset == self.max_offset {
+            self.window.push_back(entry);
+            self.max_offset += 1;
+            return Ok(Appended::New);
+        }
+        if logical_offset > self.max_offset {
+            return Err(CqError::Gap {
+                offset: logical_offset,
+                expected: self.max_offset,
+            });
+        }
+        if logical_offset < self.min_offset {
+            return Ok(Appended::Duplicate);
+        }
+        let (compared_offset, existing) = match self.window_get(logical_offset) {
+            Some(existing) => (logical_offset, existing),
+            None => match self.window.front() {
+                Some(front) if entry.physical_offset < front.physical_offset => {
+                    return Ok(Appended::Duplicate)
+                }
+                Some(front) => (self.window_start, *front),
+                None => return Ok(Appended::Duplicate),
+            },
+        };
+        if compared_offset == logical_offset && existing.physical_offset == entry.physical_offset {
+            Ok(Appended::Duplicate)
+        } else {
+            Err(CqError::Conflict {
+                offset: compared_offset,
+                existing: existing.physical_offset,
+                new: entry.physical_offset,
+            })
+        }
+    }
+
+    /// Writes every pending entry: one positional write per file touched. Trims the memory
+    /// window to the newest written entries afterwards. On error the entries not written
+    /// stay pending (a retry writes them again).
+    pub async fn write_pending(&mut self) -> Result<(), CqError> {
+        while self.written_offset < self.max_offset {
+            let offset = self.written_offset;
+            let first = self.file_first(offset);
+            let end = self.max_offset.min(first + self.entries_per_file);
+            let skip = usize::try_from(offset - self.window_start).unwrap_or(usize::MAX);
+            let count = usize::try_from(end - offset).unwrap_or(0);
+            let mut buf = std::mem::take(&mut self.encode_buf);
+            encode_all(self.window.iter().skip(skip).take(count).copied(), &mut buf);
+            debug_assert_eq!(buf.len(), count * ENTRY_SIZE_BYTES);
+            let file = self.file_for_write(first).await?;
+            let position = self.position_in_file(offset);
+            let mut writer = &file;
+            let BufResult(result, buf) = writer.write_all_at(buf, position).await;
+            self.encode_buf = buf;
+            result.map_err(io_error(&self.file_path(first)))?;
+            self.unsynced_files.insert(first);
+            self.written_offset = end;
+        }
+        self.trim_window();
+        Ok(())
+    }
+
+    /// Writes what is pending, then fdatasyncs every file written since the last sync and,
+    /// if files were created or deleted, the directory. A durability point.
+    pub async fn sync(&mut self) -> Result<(), CqError> {
+        self.write_pending().await?;
+        while let Some(first) = self.unsynced_files.first().copied() {
+            if let Some(file) = self.files.get(&first).cloned() {
+                file.sync_data()
+                    .await
+                    .map_err(io_error(&self.file_path(first)))?;
+            }
+            self.unsynced_files.remove(&first);
+        }
+        if self.dir_unsynced {
+            sync_dir(&self.dir).await?;
+            self.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Up to `max_entries` (capped at [`MAX_READ_ENTRIES`]) entries from `from`, fewer at
+    /// the end of the queue, none at `max_offset`. `from` outside `[min, max]` is
+    /// [`CqError::OutOfRange`]. The returned future does not borrow the queue: recent
+    /// entries are copied now, older ones are read from the files (handles cloned now) when
+    /// it is polled.
+    pub fn read(
+        &self,
+        from: i64,
+        max_entries: usize,
+    ) -> impl Future<Output = Result<Vec<CqEntry>, CqError>> + 'static {
+        let plan = self.plan_read(from, max_entries);
+        async move { plan?.execute().await }
+    }
+
+    /// The entry at `offset`, `None` outside `[min_offset, max_offset)`. Like
+    /// [`ConsumeQueue::read`], the future does not borrow the queue.
+    pub fn entry_at(
+        &self,
+        offset: i64,
+    ) -> impl Future<Output = Result<Option<CqEntry>, CqError>> + 'static {
+        let plan = (offset >= self.min_offset && offset < self.max_offset)
+            .then(|| self.plan_read(offset, 1));
+        async move {
+            match plan {
+                None => Ok(None),
+                Some(plan) => Ok(plan?.execute().await?.first().copied()),
+            }
+        }
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP: bisects `[min, max)` with the store time of the message
+    /// each probed entry points to, which `store_time_ms_of` looks up (in the CommitLog).
+    /// Semantics (5.x, `Lower`/`Upper`, edges) in [`search`](self::Bisection); O(log n)
+    /// entry reads and lookups.
+    pub async fn search_by_timestamp<F, Fut, E>(
+        &self,
+        timestamp_ms: i64,
+        boundary: Boundary,
+        mut store_time_ms_of: F,
+    ) -> Result<i64, SearchError<E>>
+    where
+        F: FnMut(CqEntry) -> Fut,
+        Fut: Future<Output = Result<i64, E>>,
+        E: std::error::Error + 'static,
+    {
+        let mut bisection =
+            Bisection::new(self.min_offset, self.max_offset, timestamp_ms, boundary);
+        while let Some(offset) = bisection.probe() {
+            let entry = self.entry_at(offset).await?.ok_or(CqError::OutOfRange {
+                offset,
+                min_offset: self.min_offset,
+                max_offset: self.max_offset,
+            })?;
+            let store_time_ms = store_time_ms_of(entry).await.map_err(SearchError::Lookup)?;
+            bisection.record(offset, store_time_ms);
+        }
+        Ok(bisection.answer())
+    }
+
+    /// Drops every entry whose physical offset is ≥ `physical_offset` (recovery, after the
+    /// CommitLog was cut there): memory, pending entries and file tails; files wholly past
+    /// the cut are deleted. Returns how many entries were dropped. Not durable until
+    /// [`ConsumeQueue::sync`].
+    pub async fn truncate_from_physical(&mut self, physical_offset: i64) -> Result<i64, CqError> {
+        let cut = self.first_offset_at_or_past(physical_offset).await?;
+        if cut >= self.max_offset {
+            return Ok(0);
+        }
+        let dropped = self.max_offset - cut;
+        tracing::info!(dir = %self.dir.display(), cut, dropped, physical_offset, "consume queue truncated");
+        if cut >= self.window_start {
+            self.window
+                .truncate(usize::try_from(cut - self.window_start).unwrap_or(usize::MAX));
+        } else {
+            self.window.clear();
+            self.window_start = cut;
+        }
+        self.max_offset = cut;
+        self.written_offset = self.written_offset.min(cut);
+        self.cut_files_at(cut).await?;
+        Ok(dropped)
+    }
+
+    /// Moves an empty queue to start at `offset` (recovery rebuilding a queue whose files
+    /// are gone while the log still holds its messages from `offset` on). Replaces the
+    /// files by one sparse file that ends at `offset`, so a reopen finds the same place.
+    pub async fn reset_to(&mut self, offset: i64) -> Result<(), CqError> {
+        if self.min_offset != self.max_offset {
+            return Err(CqError::NotEmpty {
+                min_offset: self.min_offset,
+                max_offset: self.max_offset,
+            });
+        }
+        if offset < 0 {
+            return Err(CqError::OutOfRange {
+                offset,
+                min_offset: 0,
+                max_offset: i64::MAX,
+            });
+        }
+        for first in std::mem::take(&mut self.files).into_keys() {
+            let path = self.file_path(first);
+            compio::fs::remove_file(&path)
+                .await
+                .map_err(io_error(&path))?;
+        }
+        self.unsynced_files.clear();
+        self.dir_unsynced = true;
+        let first = self.file_first(offset);
+        let file = self.file_for_write(first).await?;
+        let len_bytes = self.position_in_file(offset);
+        file.set_len(len_bytes)
+            .await
+            .map_err(io_error(&self.file_path(first)))?;
+        self.unsynced_files.insert(first);
+        self.window.clear();
+        self.min_offset = offset;
+        self.max_offset = offset;
+        self.written_offset = offset;
+        self.window_start = offset;
+        Ok(())
+    }
+
+    // ---- internals ----
+
+    fn window_get(&self, offset: i64) -> Option<CqEntry> {
+        let index = usize::try_from(offset.checked_sub(self.window_start)?).ok()?;
+        self.window.get(index).copied()
+    }
+
+    fn file_first(&self, offset: i64) -> i64 {
+        offset - offset.rem_euclid(self.entries_per_file)
+    }
+
+    fn position_in_file(&self, offset: i64) -> u64 {
+        (offset - self.file_first(offset)).unsigned_abs() * ENTRY_SIZE_BYTES_U64
+    }
+
+    fn file_path(&self, first: i64) -> PathBuf {
+        let first_byte = first.unsigned_abs().saturating_mul(ENTRY_SIZE_BYTES_U64);
+        self.dir.join(format!("{first_byte:020}"))
+    }
+
+    /// The handle of the file starting at `first`, created if missing.
+    async fn file_for_write(&mut self, first: i64) -> Result<File, CqError> {
+        if let Some(file) = self.files.get(&first) {
+            return Ok(file.clone());
+        }
+        let file = open_rw(&self.file_path(first), true).await?;
+        self.files.insert(first, file.clone());
+        self.dir_unsynced = true;
+        Ok(file)
+    }
+
+    fn trim_window(&mut self) {
+        let keep_from = self
+            .written_offset
+            .min(
+                self.max_offset
+                    .saturating_sub(i64::try_from(self.memory_entries).unwrap_or(i64::MAX)),
+            )
+            .max(self.window_start);
+        while self.window_start < keep_from && self.window.pop_front().is_some() {
+            self.window_start += 1;
+        }
+    }
+
+    fn plan_read(&self, from: i64, max_entries: usize) -> Result<ReadPlan, CqError> {
+        if from < self.min_offset || from > self.max_offset {
+            return Err(CqError::OutOfRange {
+                offset: from,
+                min_offset: self.min_offset,
+                max_offset: self.max_offset,
+            });
+        }
+        let wanted = i64::try_from(max_entries.min(MAX_READ_ENTRIES)).unwrap_or(0);
+        let end = self.max_offset.min(from.saturating_add(wanted));
+        let mut plan = ReadPlan {
+            runs: Vec::new(),
+            memory: Vec::new(),
+        };
+        let mut offset = from;
+        let disk_end = end.min(self.window_start);
+        while offset < disk_end {
+            let first = self.file_first(offset);
+            let run_end = disk_end.min(first + self.entries_per_file);
+            let path = self.file_path(first);
+            let Some(file) = self.files.get(&first) else {
+                return Err(CqError::MissingFile { offset, path });
+            };
+            plan.runs.push(ReadRun {
+                file: file.clone(),
+                path,
+                position: self.position_in_file(offset),
+                entries: usize::try_from(run_end - offset).unwrap_or(0),
+            });
+            offset = run_end;
+        }
+        let skip = usize::try_from(offset - self.window_start).unwrap_or(usize::MAX);
+        let take = usize::try_from(end - offset).unwrap_or(0);
+        plan.memory
+            .extend(self.window.iter().skip(skip).take(take).copied());
+        Ok(plan)
+    }
+
+    /// The first logical offset in `[min, max)` whose physical offset is ≥ `physical`
+    /// (`max` if none), by bisection: physical offsets rise with the logical offset.
+    async fn first_offset_at_or_past(&self, physical: i64) -> Result<i64, CqError> {
+        let in_window = self
+            .window
+            .partition_point(|e| e.physical_offset < physical);
+        if in_window > 0 || self.window_start == self.min_offset {
+            return Ok(self.window_start + i64::try_from(in_window).unwrap_or(i64::MAX));
+        }
+        // Every window entry is at or past `physical`: the answer is in the files.
+        let (mut low, mut high) = (self.min_offset, self.window_start);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let entry = self.plan_read(mid, 1)?.execute().await?;
+            match entry.first() {
+                Some(e) if e.physical_offset < physical => low = mid + 1,
+                _ => high = mid,
+            }
+        }
+        Ok(low)
+    }
+
+    /// Shortens the file holding `cut` to end there and deletes every later file.
+    async fn cut_files_at(&mut self, cut: i64) -> Result<(), CqError> {
+        let tail_first = self.file_first(cut);
+        let later: Vec<i64> = self
+            .files
+            .range(tail_first + 1..)
+            .map(|(first, _)| *first)
+            .collect();
+        for first in later {
+            self.files.remove(&first);
+            self.unsynced_files.remove(&first);
+            let path = self.file_path(first);
+            compio::fs::remove_file(&path)
+                .await
+                .map_err(io_error(&path))?;
+            self.dir_unsynced = true;
+        }
+        if let Some(file) = self.files.get(&tail_first).cloned() {
+            let path = self.file_path(tail_first);
+            let len_bytes = self.position_in_file(cut);
+            let current = file.metadata().await.map_err(io_error(&path))?.len();
+            if current > len_bytes {
+                file.set_len(len_bytes).await.map_err(io_error(&path))?;
+                self.unsynced_files.insert(tail_first);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds min and max from the files (`lengths`: first offset → file length) and cuts
+    /// whatever lies past the end.
+    async fn recover(&mut self, lengths: &BTreeMap<i64, u64>) -> Result<(), CqError> {
+        let Some((&last_first, &last_len)) = lengths.last_key_value() else {
+            return Ok(());
+        };
+        let Some(min) = self.find_first_valid(lengths).await? else {
+            // No entry at all: the position is where the last file ends (reset_to and a
+            // truncation to empty leave it there).
+            let position = last_first + whole_entries(last_len);
+            self.set_empty_at(position);
+            self.cut_files_at(position).await?;
+            return Ok(());
+        };
+        let scan_from_first = lengths
+            .keys()
+            .rev()
+            .nth(RECOVERY_SCAN_FILES - 1)
+            .copied()
+            .unwrap_or(min)
+            .max(min);
+        let max = self.scan_to_end(lengths, scan_from_first).await?;
+        self.min_offset = min;
+        self.max_offset = max;
+        self.written_offset = max;
+        self.window_start = max - i64::try_from(self.window.len()).unwrap_or(0);
+        let expected_end = last_first + whole_entries(last_len);
+        if expected_end != max {
+            tracing::warn!(dir = %self.dir.display(), max, expected_end, "consume queue tail cut at the first invalid entry");
+        }
+        self.cut_files_at(max).await
+    }
+
+    fn set_empty_at(&mut self, position: i64) {
+        self.min_offset = position;
+        self.max_offset = position;
+        self.written_offset = position;
+        self.window_start = position;
+        self.window.clear();
+    }
+
+    /// The logical offset of the first valid entry in any file, scanning forward.
+    async fn find_first_valid(&self, lengths: &BTreeMap<i64, u64>) -> Result<Option<i64>, CqError> {
+        for (&first, &len_bytes) in lengths {
+            let mut done = 0;
+            let entries = whole_entries(len_bytes);
+            while done < entries {
+                let count = (entries - done).min(SCAN_CHUNK_ENTRIES);
+                let chunk = self.read_file_entries(first, done, count).await?;
+                if let Some(index) = chunk.iter().position(CqEntry::is_valid) {
+                    return Ok(Some(first + done + i64::try_from(index).unwrap_or(0)));
+                }
+                done += count;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Scans forward from `from` (a valid entry) to the first invalid or missing entry,
+    /// filling the memory window with the newest entries seen; returns that end offset.
+    async fn scan_to_end(
+        &mut self,
+        lengths: &BTreeMap<i64, u64>,
+        from: i64,
+    ) -> Result<i64, CqError> {
+        let mut offset = from;
+        loop {
+            let first = self.file_first(offset);
+            let Some(&len_bytes) = lengths.get(&first) else {
+                return Ok(offset);
+            };
+            let data_end = first + whole_entries(len_bytes);
+            while offset < data_end {
+                let count = (data_end - offset).min(SCAN_CHUNK_ENTRIES);
+                let chunk = self.read_file_entries(first, offset - first, count).await?;
+                for entry in chunk {
+                    if !entry.is_valid() {
+                        return Ok(offset);
+                    }
+                    self.window.push_back(entry);
+                    if self.window.len() > self.memory_entries {
+                        self.window.pop_front();
+                    }
+                    offset += 1;
+                }
+            }
+            if data_end < first + self.entries_per_file {
+                return Ok(offset);
+            }
+        }
+    }
+
+    /// Reads `count` entries from index `index` of the file starting at `first`.
+    async fn read_file_entries(
+        &self,
+        first: i64,
+        index: i64,
+        count: i64,
+    ) -> Result<Vec<CqEntry>, CqError> {
+        let path = self.file_path(first);
+        let Some(file) = self.files.get(&first).cloned() else {
+            return Err(CqError::MissingFile {
+                offset: first + index,
+                path,
+            });
+        };
+        let run = ReadRun {
+            file,
+            path,
+            position: index.unsigned_abs() * ENTRY_SIZE_BYTES_U64,
+            entries: usize::try_from(count).unwrap_or(0),
+        };
+        let mut out = Vec::with_capacity(run.entries);
+        run.read_into(&mut out).await?;
+        Ok(out)
+    }
+}
+
+/// A read split into file runs (older entries) and a copy of in-memory ones (newer).
+#[derive(Debug)]
+struct ReadPlan {
+    runs: Vec<ReadRun>,
+    memory: Vec<CqEntry>,
+}
+
+impl ReadPlan {
+    async fn execute(self) -> Result<Vec<CqEntry>, CqError> {
+        let total = self.runs.iter().map(|r| r.entries).sum::<usize>() + self.memory.len();
+        let mut out = Vec::with_capacity(total);
+        for run in self.runs {
+            run.read_into(&mut out).await?;
+        }
+        out.extend(self.memory);
+        Ok(out)
+    }
+}
+
+/// Consecutive entries in one file.
+#[derive(Debug)]
+struct ReadRun {
+    file: File,
+    path: PathBuf,
+    position: u64,
+    entries: usize,
+}
+
+impl ReadRun {
+    async fn read_into(self, out: &mut Vec<CqEntry>) -> Result<(), CqError> {
+        let len_bytes = self.entries * ENTRY_SIZE_BYTES;
+        let buf = Vec::with_capacity(len_bytes);
+        // `read_exact_at` fills the buffer's capacity, which may exceed what was asked.
+        let BufResult(result, buf) = self
+            .file
+            .read_exact_at(buf.slice(0..len_bytes), self.position)
+            .await;
+        result.map_err(io_error(&self.path))?;
+        out.extend(decode_all(&buf.into_inner()));
+        Ok(())
+    }
+}
+
+fn whole_entries(len_bytes: u64) -> i64 {
+    i64::try_from(len_bytes / ENTRY_SIZE_BYTES_U64).unwrap_or(i64::MAX)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CqError + '_ {
+    move |source| CqError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+async fn open_rw(path: &Path, create: bool) -> Result<File, CqError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .open(path)
+        .await
+        .map_err(io_error(path))
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), CqError> {
+    let handle = OpenOptions::new()
+        .read(true)
+        .open(dir)
+        .await
+        .map_err(io_error(dir))?;
+    handle.sync_all().await.map_err(io_error(dir))
+}
+
+/// The queue files in `dir` (20 ASCII digits), sorted by their byte offset. Other names
+/// are ignored with a warning.
+fn list_queue_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CqError> {
+    let mut files = Vec::new();
+    for dirent in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let dirent = dirent.map_err(io_error(dir))?;
+        let name = dirent.file_name();
+        let parsed = name
+            .to_str()
+            .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok());
+        match parsed {
+            Some(first_byte) => files.push((first_byte, dirent.path())),
+            None => {
+                tracing::warn!(path = %dirent.path().display(), "not a consume queue file, ignored")
+            }
+        }
+    }
+    files.sort_unstable();
+    Ok(files)
+}
