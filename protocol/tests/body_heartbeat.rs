@@ -166,6 +166,20 @@ fn out_of_range_ordinal_is_an_error() {
 }
 
 #[test]
+fn null_collections_and_string_scalars_read_leniently() {
+    let body = br#"{"clientID":"c","producerDataSet":null,"consumerDataSet":[{"groupName":"g","unitMode":"false","subscriptionDataSet":[{"topic":"T","subString":"*","tagsSet":null,"codeSet":null,"subVersion":"7","expressionType":null}]}]}"#;
+    let hb = HeartbeatData::decode(body).unwrap();
+    assert!(hb.producer_data_set.is_empty());
+    let group = &hb.consumer_data_set[0];
+    assert!(!group.unit_mode);
+    let sub = &group.subscription_data_set[0];
+    assert!(sub.tags_set.is_empty() && sub.code_set.is_empty());
+    assert_eq!(sub.sub_version, 7);
+    // A Java null String reads as empty; the broker treats empty as TAG.
+    assert_eq!(sub.expression_type, "");
+}
+
+#[test]
 fn garbage_body_is_an_error_not_a_panic() {
     assert!(HeartbeatData::decode(b"\x00\x01").is_err());
     assert!(HeartbeatData::decode(b"[]").is_err());
