@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use ringmq_protocol::body::TopicFilterType;
 use ringmq_protocol::codes::request_code;
 use ringmq_protocol::command::ExtFields;
 use ringmq_protocol::ext::{CommandHeader, HeaderError, InvalidValue};
@@ -468,5 +469,106 @@ fn write_ext_keeps_unrelated_keys_already_present() {
     assert_eq!(
         map,
         ext(&[("MSG_REGION", "DefaultRegion"), ("offset", "1")])
+    );
+}
+
+fn create_topic_ext() -> ExtFields {
+    ext(&[
+        ("topic", "T"),
+        ("defaultTopic", "TBW102"),
+        ("readQueueNums", "8"),
+        ("writeQueueNums", "8"),
+        ("perm", "6"),
+        ("topicFilterType", "SINGLE_TAG"),
+        ("order", "false"),
+    ])
+}
+
+#[test]
+fn create_topic_requires_every_java_notnull_field() {
+    assert_each_required_field_is_checked::<CreateTopicRequestHeader>(
+        &create_topic_ext(),
+        &[
+            "topic",
+            "defaultTopic",
+            "readQueueNums",
+            "writeQueueNums",
+            "perm",
+            "topicFilterType",
+            "order",
+        ],
+    );
+    for field in ["readQueueNums", "writeQueueNums", "perm"] {
+        assert_number_is_checked::<CreateTopicRequestHeader>(&create_topic_ext(), field);
+    }
+}
+
+#[test]
+fn create_topic_rejects_an_unknown_filter_type() {
+    let mut bad = create_topic_ext();
+    bad.insert("topicFilterType".to_owned(), "REGEX".to_owned());
+    assert!(matches!(
+        CreateTopicRequestHeader::from_ext(&bad),
+        Err(HeaderError::InvalidField {
+            field: "topicFilterType",
+            source: InvalidValue::UnknownName { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn create_topic_reads_mqadmin_defaults() {
+    let mut map = create_topic_ext();
+    map.insert("attributes".to_owned(), "+message.type=NORMAL".to_owned());
+    let header = CreateTopicRequestHeader::from_ext(&map).unwrap();
+    assert_eq!(header.read_queue_nums, 8);
+    assert_eq!(header.perm, 6);
+    assert_eq!(header.topic_filter_type, TopicFilterType::SingleTag);
+    assert!(!header.order);
+    assert!(!header.force, "absent force is false");
+    assert_eq!(header.attributes.as_deref(), Some("+message.type=NORMAL"));
+    assert_eq!(
+        header.to_ext().get("topicFilterType").map(String::as_str),
+        Some("SINGLE_TAG")
+    );
+}
+
+#[test]
+fn consume_stats_topic_list_splits_on_commas() {
+    let header = GetConsumeStatsRequestHeader::from_ext(&ext(&[
+        ("consumerGroup", "cg"),
+        ("topicList", "T1, T2,,T3"),
+    ]))
+    .unwrap();
+    assert_eq!(header.topic, None);
+    assert_eq!(header.topics().collect::<Vec<_>>(), ["T1", "T2", "T3"]);
+}
+
+#[test]
+fn reset_offset_queue_defaults_to_all_queues() {
+    let valid = ext(&[
+        ("topic", "T"),
+        ("group", "cg"),
+        ("timestamp", "1700000000000"),
+        ("isForce", "true"),
+    ]);
+    assert_each_required_field_is_checked::<ResetOffsetRequestHeader>(
+        &valid,
+        &["topic", "group", "timestamp", "isForce"],
+    );
+    let header = ResetOffsetRequestHeader::from_ext(&valid).unwrap();
+    assert_eq!(header.queue_id, -1);
+    assert_eq!(header.offset, None);
+    assert!(header.is_force);
+}
+
+#[test]
+fn get_all_topic_config_response_may_be_empty() {
+    assert_eq!(
+        GetAllTopicConfigResponseHeader::from_ext(&ExtFields::new()),
+        Ok(GetAllTopicConfigResponseHeader {
+            total_topic_num: None
+        })
     );
 }

@@ -7,6 +7,7 @@
 use proptest::collection::btree_map;
 use proptest::option;
 use proptest::prelude::*;
+use ringmq_protocol::body::TopicFilterType;
 use ringmq_protocol::command::ExtFields;
 use ringmq_protocol::ext::{CommandHeader, HeaderError};
 use ringmq_protocol::headers::*;
@@ -324,6 +325,88 @@ fn unregister_broker_request() -> impl Strategy<Value = UnregisterBrokerRequestH
     )
 }
 
+fn create_topic_request() -> impl Strategy<Value = CreateTopicRequestHeader> {
+    (
+        (
+            any_str(),
+            any_str(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),
+        (
+            prop_oneof![
+                Just(TopicFilterType::SingleTag),
+                Just(TopicFilterType::MultiTag)
+            ],
+            option::of(any::<i32>()),
+            any::<bool>(),
+            opt_str(),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (topic, default_topic, read_queue_nums, write_queue_nums, perm),
+                (topic_filter_type, topic_sys_flag, order, attributes, force),
+            )| CreateTopicRequestHeader {
+                topic,
+                default_topic,
+                read_queue_nums,
+                write_queue_nums,
+                perm,
+                topic_filter_type,
+                topic_sys_flag,
+                order,
+                attributes,
+                force,
+            },
+        )
+}
+
+fn delete_topic_request() -> impl Strategy<Value = DeleteTopicRequestHeader> {
+    (any_str(), opt_str()).prop_map(|(topic, cluster_name)| DeleteTopicRequestHeader {
+        topic,
+        cluster_name,
+    })
+}
+
+fn consume_stats_request() -> impl Strategy<Value = GetConsumeStatsRequestHeader> {
+    (any_str(), opt_str(), opt_str()).prop_map(|(consumer_group, topic, topic_list)| {
+        GetConsumeStatsRequestHeader {
+            consumer_group,
+            topic,
+            topic_list,
+        }
+    })
+}
+
+fn all_topic_config_response() -> impl Strategy<Value = GetAllTopicConfigResponseHeader> {
+    option::of(any::<i32>())
+        .prop_map(|total_topic_num| GetAllTopicConfigResponseHeader { total_topic_num })
+}
+
+fn reset_offset_request() -> impl Strategy<Value = ResetOffsetRequestHeader> {
+    (
+        any_str(),
+        any_str(),
+        any::<i32>(),
+        option::of(any::<i64>()),
+        any::<i64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(topic, group, queue_id, offset, timestamp_ms, is_force)| {
+            ResetOffsetRequestHeader {
+                topic,
+                group,
+                queue_id,
+                offset,
+                timestamp_ms,
+                is_force,
+            }
+        })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Round trips
 // ---------------------------------------------------------------------------------------------
@@ -368,6 +451,12 @@ round_trip! {
         register_broker_response();
     unregister_broker_request_round_trips: UnregisterBrokerRequestHeader =
         unregister_broker_request();
+    create_topic_request_round_trips: CreateTopicRequestHeader = create_topic_request();
+    delete_topic_request_round_trips: DeleteTopicRequestHeader = delete_topic_request();
+    consume_stats_request_round_trips: GetConsumeStatsRequestHeader = consume_stats_request();
+    all_topic_config_response_round_trips: GetAllTopicConfigResponseHeader =
+        all_topic_config_response();
+    reset_offset_request_round_trips: ResetOffsetRequestHeader = reset_offset_request();
 }
 
 proptest! {
@@ -558,6 +647,11 @@ proptest! {
         decode_is_stable::<RegisterBrokerRequestHeader>(&ext)?;
         decode_is_stable::<RegisterBrokerResponseHeader>(&ext)?;
         decode_is_stable::<UnregisterBrokerRequestHeader>(&ext)?;
+        decode_is_stable::<CreateTopicRequestHeader>(&ext)?;
+        decode_is_stable::<DeleteTopicRequestHeader>(&ext)?;
+        decode_is_stable::<GetConsumeStatsRequestHeader>(&ext)?;
+        decode_is_stable::<GetAllTopicConfigResponseHeader>(&ext)?;
+        decode_is_stable::<ResetOffsetRequestHeader>(&ext)?;
         if let Ok(header) = SendMessageRequestHeader::from_v2_ext(&ext) {
             prop_assert_eq!(SendMessageRequestHeader::from_v2_ext(&header.to_v2_ext()), Ok(header));
         }

@@ -12,6 +12,7 @@
 use crate::command::ExtFields;
 use crate::ext::{CommandHeader, HeaderError};
 
+mod admin;
 mod client;
 mod message;
 mod namesrv;
@@ -19,6 +20,10 @@ mod offset;
 mod pull;
 mod send;
 
+pub use admin::{
+    CreateTopicRequestHeader, DeleteTopicRequestHeader, GetAllTopicConfigResponseHeader,
+    GetConsumeStatsRequestHeader, ResetOffsetRequestHeader,
+};
 pub use client::{
     ConsumerGroupRequestHeader, GetConsumerConnectionListRequestHeader,
     GetConsumerListByGroupRequestHeader, NotifyConsumerIdsChangedRequestHeader,
