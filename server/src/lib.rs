@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod listener;
 pub mod long_poll;
 pub mod notify;
+pub mod placement;
 pub mod shard;
 pub mod shutdown;
 pub mod timer_wheel;
