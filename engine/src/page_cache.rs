@@ -273,6 +273,15 @@ impl Estimator {
         self
     }
 
+    /// Skips cachestat and asks mincore directly (`Probe::Mincore`), or restores the
+    /// default order (`Probe::Cachestat`): for kernels whose cachestat misbehaves, and to
+    /// exercise the fallback.
+    pub fn with_probe(self, probe: Probe) -> Self {
+        self.cachestat_missing
+            .store(probe == Probe::Mincore, Ordering::Relaxed);
+        self
+    }
+
     /// RAM size used by the rule.
     pub fn total_ram_bytes(&self) -> u64 {
         self.total_ram_bytes

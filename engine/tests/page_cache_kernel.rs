@@ -163,3 +163,21 @@ fn the_estimator_works_on_a_compio_file() {
         );
     });
 }
+
+#[test]
+fn the_estimator_answers_through_the_mincore_fallback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file = evicted_file(tmp.path());
+    let estimator = Estimator::new(64 * GIB, 100).with_probe(Probe::Mincore);
+    assert_eq!(
+        estimator.is_hot(100, 0, &file, 0, 64 * 1024),
+        Temperature::Cold
+    );
+    read_back(&mut file, 0, 64 * 1024);
+    assert_eq!(
+        estimator.is_hot(100, 0, &file, 0, 64 * 1024),
+        Temperature::Hot
+    );
+    let (_, probe) = estimator.kernel_residency(&file, 0, 4096).unwrap();
+    assert_eq!(probe, Probe::Mincore);
+}

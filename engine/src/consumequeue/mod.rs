@@ -191,6 +191,8 @@ pub struct ConsumeQueue {
     unsynced_files: BTreeSet<i64>,
     /// A file was created or deleted since the last sync.
     dir_unsynced: bool,
+    /// `open` created the directory; its parent has not been synced since.
+    parent_unsynced: bool,
     /// Reused encode buffer for writes.
     encode_buf: Vec<u8>,
 }
@@ -224,6 +226,7 @@ impl ConsumeQueue {
             files: BTreeMap::new(),
             unsynced_files: BTreeSet::new(),
             dir_unsynced: !existed,
+            parent_unsynced: !existed,
             encode_buf: Vec::new(),
         };
         let mut lengths = BTreeMap::new();
@@ -376,6 +379,14 @@ impl ConsumeQueue {
         if self.dir_unsynced {
             sync_dir(&self.dir).await?;
             self.dir_unsynced = false;
+        }
+        if self.parent_unsynced {
+            // The queue directory itself was created by `open`: make its entry durable
+            // in the topic directory too.
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent).await?;
+            }
+            self.parent_unsynced = false;
         }
         Ok(())
     }
