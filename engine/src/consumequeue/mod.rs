@@ -28,6 +28,15 @@
 //! Lost entries are rebuilt by recovery from the CommitLog, which is the truth: recovery
 //! calls [`ConsumeQueue::truncate_from_physical`] with the log's end so a queue never points
 //! past the log, then re-dispatches (re-appending an entry that is present is a no-op).
+//!
+//! **Use by the store.** Start: [`ConsumeQueue::open`], then
+//! [`ConsumeQueue::truncate_from_physical`] with the log's end, then re-dispatch with
+//! [`ConsumeQueue::append`] (a queue found empty while the log holds its messages from
+//! offset `n` on is first moved there with [`ConsumeQueue::reset_to`]). Each loop turn:
+//! `append` for the group's records, then [`ConsumeQueue::write_pending`]; at checkpoints
+//! [`ConsumeQueue::sync`]. Pulls: [`ConsumeQueue::read`] (its future borrows nothing, so a
+//! shard can hold the queue in a `RefCell` and await outside the borrow) and
+//! [`TagFilter::matches`] on each entry.
 
 mod entry;
 mod search;
@@ -423,8 +432,10 @@ impl ConsumeQueue {
 
     /// SEARCH_OFFSET_BY_TIMESTAMP: bisects `[min, max)` with the store time of the message
     /// each probed entry points to, which `store_time_ms_of` looks up (in the CommitLog).
-    /// Semantics (5.x, `Lower`/`Upper`, edges) in [`search`](self::Bisection); O(log n)
-    /// entry reads and lookups.
+    /// 5.x semantics: [`Boundary::Lower`] → the first offset whose store time is ≥ the
+    /// timestamp (`max` if all are older, `min` if all are newer); [`Boundary::Upper`] → the
+    /// last offset whose store time is ≤ it (`min` if all are newer). O(log n) entry reads
+    /// and lookups; the pure part is [`Bisection`].
     pub async fn search_by_timestamp<F, Fut, E>(
         &self,
         timestamp_ms: i64,
@@ -774,6 +785,10 @@ struct ReadPlan {
 
 impl ReadPlan {
     async fn execute(self) -> Result<Vec<CqEntry>, CqError> {
+        if self.runs.is_empty() {
+            // A consumer at the tail: everything came from memory, no second copy.
+            return Ok(self.memory);
+        }
         let total = self.runs.iter().map(|r| r.entries).sum::<usize>() + self.memory.len();
         let mut out = Vec::with_capacity(total);
         for run in self.runs {
