@@ -5,6 +5,7 @@
 pub mod commitlog;
 pub mod consumequeue;
 pub mod disk_guard;
+pub mod error;
 pub mod offsets;
 pub mod page_cache;
 pub mod recovery;

@@ -1,0 +1,129 @@
+//! [`StoreError`]: what the store's operations (append, read, flush, recovery) can fail with.
+//! Every I/O failure keeps its `io::Error` and the path it happened on; nothing is turned
+//! into a string. The server maps these to RocketMQ response codes in one place.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ringmq_protocol::message::RecordError;
+
+use crate::consumequeue::CqError;
+
+/// Failure of a store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file-system operation failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done ("open segment", "read checkpoint", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A group write failed; the log accepts no more appends.
+    #[error("writing commit log segment {path} failed")]
+    Write {
+        /// The segment.
+        path: PathBuf,
+        /// The OS error (shared by every append of the group).
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// An fdatasync failed; the log accepts no more appends.
+    #[error("fdatasync of commit log segment {path} failed")]
+    Sync {
+        /// The segment.
+        path: PathBuf,
+        /// The OS error (shared by every append waiting for it).
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// An earlier write or fdatasync failed; the log refuses appends until restarted
+    /// (after a failed fsync the file's contents are unknown, so recovery must decide).
+    #[error("the commit log failed earlier and accepts no more appends")]
+    LogFailed {
+        /// The original error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The message cannot be encoded as a stored record (topic or properties too long).
+    #[error("message cannot be stored")]
+    Encode {
+        /// Why.
+        #[source]
+        source: RecordError,
+    },
+    /// The record would not fit in one segment.
+    #[error("record of {size_bytes} bytes does not fit a segment of {segment_size_bytes} bytes")]
+    MessageTooLarge {
+        /// The record's size.
+        size_bytes: u64,
+        /// The segment size.
+        segment_size_bytes: u64,
+    },
+    /// The shard's log reached 2^56 bytes.
+    #[error("commit log of shard {shard_id} is full")]
+    LogFull {
+        /// The shard.
+        shard_id: u8,
+    },
+    /// No readable record at this physical offset (not in this shard, not yet visible, or
+    /// past the end).
+    #[error("no message at physical offset {physical_offset}")]
+    NotFound {
+        /// The offset asked for.
+        physical_offset: i64,
+    },
+    /// The bytes at this physical offset are not a valid record.
+    #[error("corrupt record at physical offset {physical_offset}")]
+    Corrupt {
+        /// The offset.
+        physical_offset: i64,
+        /// What is wrong with it.
+        #[source]
+        source: RecordError,
+    },
+    /// A ConsumeQueue operation failed.
+    #[error("consume queue {topic}/{queue_id}")]
+    ConsumeQueue {
+        /// The queue's topic.
+        topic: String,
+        /// The queue id.
+        queue_id: i32,
+        /// What failed.
+        #[source]
+        source: CqError,
+    },
+    /// A configuration value is out of range.
+    #[error("{name} = {value} is out of range ({expected})")]
+    InvalidConfig {
+        /// The setting.
+        name: &'static str,
+        /// The value given.
+        value: u64,
+        /// The accepted range.
+        expected: &'static str,
+    },
+    /// The topic or queue id cannot name a ConsumeQueue directory.
+    #[error("invalid queue {topic:?}/{queue_id}")]
+    InvalidQueue {
+        /// The topic.
+        topic: String,
+        /// The queue id.
+        queue_id: i32,
+    },
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| StoreError::Io { op, path, source }
+    }
+}
