@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod inbox;
 pub mod listener;
+pub mod namesrv;
 pub mod notify;
 pub mod placement;
 pub mod shard;
