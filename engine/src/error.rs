@@ -71,6 +71,14 @@ pub enum StoreError {
         /// The shard.
         shard_id: u8,
     },
+    /// The disk is too full for appends; reads keep working and appends resume by
+    /// themselves once space is freed.
+    #[error("disk too full for appends")]
+    DiskFull {
+        /// The guard's finding ([`crate::disk_guard::DiskGuardError::DiskFull`]).
+        #[source]
+        source: crate::disk_guard::DiskGuardError,
+    },
     /// No readable record at this physical offset (not in this shard, not yet visible, or
     /// past the end).
     #[error("no message at physical offset {physical_offset}")]
@@ -125,5 +133,11 @@ impl StoreError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| StoreError::Io { op, path, source }
+    }
+
+    /// True for a full disk: the server answers SEND with a "disk full" status and retries
+    /// later, instead of treating the store as broken.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::DiskFull { .. })
     }
 }

@@ -9,4 +9,5 @@ pub mod error;
 pub mod offsets;
 pub mod page_cache;
 pub mod recovery;
+pub mod signal;
 pub mod store;

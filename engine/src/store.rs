@@ -1,1 +1,1433 @@
-//! TODO(issue 3): being written.
+//! The store of one shard: its CommitLog, the ConsumeQueues of its queues, the group writer,
+//! the flusher and recovery at open (design.md §4, §5, §11). Driven by one shard thread:
+//! `!Send`, no locks, shared among the shard's tasks by `Rc`.
+//!
+//! **Write path.** [`Store::put`] / [`Store::put_batch`] assign the queue offset, the
+//! physical offset and the store timestamp synchronously (so the order is fixed when the
+//! call is made), encode the record into the log's append buffer and wake the writer task.
+//! The writer takes everything appended since its last turn as one *group*, writes it with
+//! positional writes (one per segment run, 256 KiB chunks, a few in flight), and with
+//! [`FlushPolicy::Sync`] fdatasyncs once for the whole group. Then it *dispatches*: appends
+//! the group's ConsumeQueue entries (readable from then on), writes them to the queue files,
+//! announces [`Arrival`]s for long polls, and answers the group's appenders. So with
+//! `Sync` nothing is readable or announced before it is durable (design.md §4.6); with
+//! `Async` it is once written to the page cache, and a background task fdatasyncs every
+//! `interval_ms`.
+//!
+//! **Checkpoint.** Every `checkpoint_interval_ms` (and at close) the flusher fdatasyncs the
+//! log and the ConsumeQueues touched since the last checkpoint, then records the dispatched
+//! log end in the checkpoint file: below it, records and their queue entries are durable.
+//!
+//! **Crash.** At any point a crash leaves: segments whose valid records form a prefix of
+//! what was appended, possibly followed by a torn group; ConsumeQueue files that may lack the
+//! newest entries or hold entries past the log's valid end; a checkpoint at or below the end
+//! of what is durable. [`Store::open`] recovers from all of that (see [`crate::recovery`]):
+//! it scans from the checkpoint, cuts the log at the first invalid record, re-dispatches the
+//! records past the checkpoint and truncates queues that point past the log. With `Sync`
+//! every acknowledged append is below the cut; with `Async` those older than the last
+//! background flush are (all of them after a mere process kill, as the page cache survives).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use compio::runtime::JoinHandle;
+use futures_util::lock::Mutex;
+use ringmq_protocol::message::{
+    encoded_len_ref, peek_record_kind, properties, sysflag, tags_code, RecordKind, StoredMessageRef,
+};
+
+use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
+use crate::commitlog::{
+    split_physical, to_physical, CommitLog, Segment, DEFAULT_SEGMENT_SIZE_BYTES,
+    MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
+};
+use crate::consumequeue::{
+    Appended, Boundary, ConsumeQueue, CqEntry, CqError, SearchError, TagFilter,
+    DEFAULT_ENTRIES_PER_FILE,
+};
+use crate::disk_guard::{DiskGuard, DiskGuardConfig, DiskGuardError};
+use crate::error::StoreError;
+use crate::page_cache::{Estimator, Temperature, DEFAULT_RATIO_PERCENT};
+use crate::recovery::{LogScanner, ScannedRecord};
+use crate::signal::{GroupProgress, Notify};
+
+/// Per-pull limits of protocol.md §4.3 (RocketMQ's MessageStoreConfig defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferLimits {
+    /// Messages per pull while the data is in memory (32).
+    pub max_count_in_memory: u32,
+    /// Bytes per pull while the data is in memory (256 KiB).
+    pub max_bytes_in_memory: u64,
+    /// Messages per pull from disk (8).
+    pub max_count_on_disk: u32,
+    /// Bytes per pull from disk (64 KiB).
+    pub max_bytes_on_disk: u64,
+}
+
+impl Default for TransferLimits {
+    fn default() -> Self {
+        TransferLimits {
+            max_count_in_memory: 32,
+            max_bytes_in_memory: 256 * 1024,
+            max_count_on_disk: 8,
+            max_bytes_on_disk: 64 * 1024,
+        }
+    }
+}
+
+/// Configuration of a shard's store; [`StoreConfig::default`] holds the defaults.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Size of every CommitLog segment (1 GiB).
+    pub segment_size_bytes: u64,
+    /// When appends are answered (async flush every 500 ms).
+    pub flush: FlushPolicy,
+    /// How often the checkpoint is advanced (500 ms).
+    pub checkpoint_interval_ms: u64,
+    /// Entries per ConsumeQueue file (300 000).
+    pub cq_entries_per_file: u64,
+    /// Verify body CRCs while recovering (RocketMQ `checkCRCOnRecover`, true).
+    pub check_crc_on_recover: bool,
+    /// Appends wait while this many bytes are appended but not yet written (64 MiB).
+    pub max_pending_bytes: usize,
+    /// Free-space limits for appends.
+    pub disk_guard: DiskGuardConfig,
+    /// `accessMessageInMemoryMaxRatio` (40).
+    pub page_cache_ratio_percent: u64,
+    /// RAM size for the in-memory rule; `None` reads this machine's.
+    pub total_ram_bytes: Option<u64>,
+    /// Ask the kernel whether pulled bytes are cached (true) besides the ratio rule.
+    pub ask_kernel_page_cache: bool,
+    /// Per-pull limits.
+    pub transfer: TransferLimits,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
+            flush: FlushPolicy::default(),
+            checkpoint_interval_ms: crate::commitlog::flush::DEFAULT_FLUSH_INTERVAL_MS,
+            cq_entries_per_file: DEFAULT_ENTRIES_PER_FILE,
+            check_crc_on_recover: true,
+            max_pending_bytes: 64 << 20,
+            disk_guard: DiskGuardConfig::default(),
+            page_cache_ratio_percent: DEFAULT_RATIO_PERCENT,
+            total_ram_bytes: None,
+            ask_kernel_page_cache: true,
+            transfer: TransferLimits::default(),
+        }
+    }
+}
+
+/// A message to append: what the producer sent plus the hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutMessage {
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// User flag.
+    pub flag: i32,
+    /// sysFlag (the IPv6 bits are set from the hosts).
+    pub sys_flag: i32,
+    /// Producer timestamp, ms.
+    pub born_timestamp: i64,
+    /// Producer address.
+    pub born_host: SocketAddr,
+    /// This broker's address.
+    pub store_host: SocketAddr,
+    /// Times the message was re-consumed.
+    pub reconsume_times: i32,
+    /// For transaction commit/rollback records: the half message's physical offset.
+    pub prepared_transaction_offset: i64,
+    /// Body as stored.
+    pub body: Bytes,
+    /// Properties text (`key\u{1}value\u{2}`…).
+    pub properties: String,
+}
+
+/// Where an appended message was stored: what the server builds the SEND response and the
+/// offset msgId from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutResult {
+    /// Physical offset (shard id in the top 8 bits).
+    pub physical_offset: i64,
+    /// Logical offset in its ConsumeQueue (0 for transaction PREPARED/ROLLBACK records).
+    pub queue_offset: i64,
+    /// Store timestamp, ms.
+    pub store_timestamp: i64,
+    /// Record size in bytes.
+    pub size_bytes: u32,
+}
+
+/// A message became readable: long polls on `(topic, queue_id)` may be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// Topic.
+    pub topic: Rc<str>,
+    /// Queue id.
+    pub queue_id: i32,
+    /// The queue's max offset after this message.
+    pub max_offset: i64,
+    /// The message's tags code.
+    pub tags_code: i64,
+}
+
+/// RocketMQ's `GetMessageStatus` (protocol.md §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetMessageStatus {
+    /// Messages found.
+    Found,
+    /// Entries scanned, none matched the filter.
+    NoMatchedMessage,
+    /// The CommitLog data of the matched entries is gone.
+    MessageWasRemoving,
+    /// The queue's file for the offset is missing.
+    OffsetFoundNull,
+    /// offset == max offset: nothing new.
+    OffsetOverflowOne,
+    /// offset > max offset.
+    OffsetOverflowBadly,
+    /// offset < min offset.
+    OffsetTooSmall,
+    /// The queue is unknown.
+    NoMatchedLogicQueue,
+    /// The queue is empty (max offset 0).
+    NoMessageInQueue,
+}
+
+impl GetMessageStatus {
+    /// The Java enum name (sent as the response remark).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GetMessageStatus::Found => "FOUND",
+            GetMessageStatus::NoMatchedMessage => "NO_MATCHED_MESSAGE",
+            GetMessageStatus::MessageWasRemoving => "MESSAGE_WAS_REMOVING",
+            GetMessageStatus::OffsetFoundNull => "OFFSET_FOUND_NULL",
+            GetMessageStatus::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
+            GetMessageStatus::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
+            GetMessageStatus::OffsetTooSmall => "OFFSET_TOO_SMALL",
+            GetMessageStatus::NoMatchedLogicQueue => "NO_MATCHED_LOGIC_QUEUE",
+            GetMessageStatus::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
+        }
+    }
+}
+
+/// One message of a pull result: where its bytes are in [`GetMessageResult::data`] and on
+/// disk (for sendfile/splice).
+#[derive(Debug, Clone)]
+pub struct FoundMessage {
+    /// Logical offset in the queue.
+    pub queue_offset: i64,
+    /// Physical offset.
+    pub physical_offset: i64,
+    /// Tags code from the ConsumeQueue entry.
+    pub tags_code: i64,
+    /// The segment file holding it.
+    pub segment: Rc<Segment>,
+    /// Byte position of the record in the segment file.
+    pub pos_in_file: u64,
+    /// The record's bytes within `data`.
+    pub data_range: std::ops::Range<usize>,
+}
+
+/// What [`Store::get_messages`] found.
+#[derive(Debug, Clone)]
+pub struct GetMessageResult {
+    /// Status (maps to the PULL response code).
+    pub status: GetMessageStatus,
+    /// Offset the consumer should ask for next.
+    pub next_begin_offset: i64,
+    /// The queue's min offset.
+    pub min_offset: i64,
+    /// The queue's max offset.
+    pub max_offset: i64,
+    /// The consumer lags so far (or the data is so cold) that a slave should serve it.
+    pub suggest_pulling_from_slave: bool,
+    /// The stored records, concatenated exactly as on disk (the PULL body).
+    pub data: Bytes,
+    /// Each record: its queue offset and where its bytes are.
+    pub messages: Vec<FoundMessage>,
+}
+
+impl GetMessageResult {
+    fn empty(status: GetMessageStatus, next: i64, min: i64, max: i64) -> Self {
+        GetMessageResult {
+            status,
+            next_begin_offset: next,
+            min_offset: min,
+            max_offset: max,
+            suggest_pulling_from_slave: false,
+            data: Bytes::new(),
+            messages: Vec::new(),
+        }
+    }
+}
+
+/// Counters for tests, metrics and the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// fdatasync calls on CommitLog segments.
+    pub log_fdatasyncs: u64,
+    /// Groups written.
+    pub group_writes: u64,
+    /// Log offset written to the page cache.
+    pub written_end: u64,
+    /// Log offset covered by fdatasync.
+    pub durable_end: u64,
+    /// Log offset whose records are dispatched (readable).
+    pub dispatched_end: u64,
+}
+
+/// One ConsumeQueue and the offsets the shard tracks for it.
+#[derive(Debug)]
+struct QueueSlot {
+    topic: Rc<str>,
+    queue_id: i32,
+    /// Async lock: the queue's writes hold `&mut` across awaits.
+    cq: Mutex<ConsumeQueue>,
+    /// Next queue offset to assign (≥ `max_offset`: assigned, maybe not yet dispatched).
+    next_offset: Cell<i64>,
+    /// Readable max offset (dispatched).
+    max_offset: Cell<i64>,
+    min_offset: Cell<i64>,
+    /// Touched since the last checkpoint.
+    dirty: Cell<bool>,
+}
+
+#[derive(Debug)]
+struct Dispatch {
+    slot: Rc<QueueSlot>,
+    queue_offset: i64,
+    entry: CqEntry,
+}
+
+type ArrivalListener = Box<dyn FnMut(&Arrival)>;
+/// Which queues this shard adopts at open: `(topic, queue_id) → owned?`.
+type Placement = Box<dyn Fn(&str, i32) -> bool>;
+/// Queues by topic, then queue id.
+type QueueMap = HashMap<Rc<str>, HashMap<i32, Rc<QueueSlot>>>;
+
+struct Inner {
+    root: PathBuf,
+    shard_id: u8,
+    config: StoreConfig,
+    owns_queue: Placement,
+    log: CommitLog,
+    queues: RefCell<QueueMap>,
+    /// Dispatch entries of the group now collecting appends, in log order.
+    pending_dispatch: RefCell<Vec<Dispatch>>,
+    writer_wake: Notify,
+    flusher_wake: Notify,
+    progress: GroupProgress,
+    dispatched_end: Cell<u64>,
+    checkpointed: Cell<u64>,
+    dirty_slots: RefCell<Vec<Rc<QueueSlot>>>,
+    arrivals: RefCell<Vec<Arrival>>,
+    listener: RefCell<Option<ArrivalListener>>,
+    disk_guard: RefCell<DiskGuard>,
+    estimator: Estimator,
+    closing: Cell<bool>,
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("shard_id", &self.shard_id)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A shard's store. Cheap to clone (an `Rc`); all clones are the same store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Rc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Topics name directories: only RocketMQ's topic characters are accepted.
+fn valid_queue(topic: &str, queue_id: i32) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 255
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%' | b'|' | b'.'))
+        && queue_id >= 0
+}
+
+fn validate(config: &StoreConfig, shard_id: u8) -> Result<(), StoreError> {
+    if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&config.segment_size_bytes) {
+        return Err(StoreError::InvalidConfig {
+            name: "segment_size_bytes",
+            value: config.segment_size_bytes,
+            expected: "4096 ..= 2^31 - 1",
+        });
+    }
+    if shard_id > 127 {
+        return Err(StoreError::InvalidConfig {
+            name: "shard_id",
+            value: u64::from(shard_id),
+            expected: "0 ..= 127 (physical offsets must stay positive)",
+        });
+    }
+    if let FlushPolicy::Async { interval_ms: 0 } = config.flush {
+        return Err(StoreError::InvalidConfig {
+            name: "flush interval_ms",
+            value: 0,
+            expected: "at least 1",
+        });
+    }
+    if config.checkpoint_interval_ms == 0 {
+        return Err(StoreError::InvalidConfig {
+            name: "checkpoint_interval_ms",
+            value: 0,
+            expected: "at least 1",
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) shard `shard_id`'s store under `root`, recovers it and
+    /// starts its writer and flusher tasks on the current compio runtime. Every queue found
+    /// under `<root>/consumequeue` is adopted.
+    pub async fn open(
+        root: impl AsRef<Path>,
+        shard_id: u8,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        Self::open_with_placement(root, shard_id, config, |_, _| true).await
+    }
+
+    /// [`Store::open`], adopting only the queues `owns_queue(topic, queue_id)` accepts (the
+    /// queues placed on this shard).
+    pub async fn open_with_placement(
+        root: impl AsRef<Path>,
+        shard_id: u8,
+        config: StoreConfig,
+        owns_queue: impl Fn(&str, i32) -> bool + 'static,
+    ) -> Result<Store, StoreError> {
+        validate(&config, shard_id)?;
+        let root = root.as_ref().to_path_buf();
+        let log_dir = CommitLog::dir_for(&root, shard_id);
+        compio::fs::create_dir_all(&log_dir)
+            .await
+            .map_err(StoreError::io("create directory", &log_dir))?;
+        let checkpoint = read_checkpoint(&log_dir).await?;
+        let mut scanner = LogScanner::open(
+            &log_dir,
+            shard_id,
+            config.segment_size_bytes,
+            checkpoint,
+            config.check_crc_on_recover,
+        )
+        .await?;
+        let total_ram_bytes = match config.total_ram_bytes {
+            Some(bytes) => bytes,
+            None => crate::page_cache::total_ram_bytes()
+                .map_err(StoreError::io("read RAM size", "/proc/meminfo"))?,
+        };
+        let estimator = Estimator::new(total_ram_bytes, config.page_cache_ratio_percent)
+            .with_kernel_probe(config.ask_kernel_page_cache);
+        let disk_guard = DiskGuard::new(root.clone(), config.disk_guard);
+        // The log is replaced by the recovered one below; until then it only holds the
+        // configuration the queue helpers need.
+        let placeholder = CommitLog::from_recovered(
+            shard_id,
+            log_dir.clone(),
+            config.segment_size_bytes,
+            Default::default(),
+            0,
+        );
+        let mut inner = Inner {
+            root,
+            shard_id,
+            config,
+            owns_queue: Box::new(owns_queue),
+            log: placeholder,
+            queues: RefCell::new(HashMap::new()),
+            pending_dispatch: RefCell::new(Vec::new()),
+            writer_wake: Notify::default(),
+            flusher_wake: Notify::default(),
+            progress: GroupProgress::default(),
+            dispatched_end: Cell::new(0),
+            checkpointed: Cell::new(0),
+            dirty_slots: RefCell::new(Vec::new()),
+            arrivals: RefCell::new(Vec::new()),
+            listener: RefCell::new(None),
+            disk_guard: RefCell::new(disk_guard),
+            estimator,
+            closing: Cell::new(false),
+            tasks: RefCell::new(Vec::new()),
+        };
+        inner.open_existing_queues().await?;
+        let mut redispatched = 0u64;
+        while let Some(batch) = scanner.next_batch().await? {
+            for record in &batch {
+                redispatched += u64::from(inner.redispatch(record).await?);
+            }
+        }
+        let recovered = scanner.finish().await?;
+        let end = recovered.end;
+        inner.truncate_queues_at(end).await?;
+        tracing::info!(
+            shard = shard_id,
+            scan_start = recovered.scan_start,
+            end,
+            redispatched,
+            stop = ?recovered.stop,
+            "commit log recovered"
+        );
+        inner.log = CommitLog::from_recovered(
+            shard_id,
+            log_dir.clone(),
+            inner.config.segment_size_bytes,
+            recovered.segments,
+            end,
+        );
+        inner.dispatched_end.set(end);
+        inner.sync_all_queues().await?;
+        write_checkpoint(&log_dir, end).await?;
+        inner.checkpointed.set(end);
+        inner.update_store_bytes();
+
+        let inner = Rc::new(inner);
+        let writer = compio::runtime::spawn(Rc::clone(&inner).writer_loop());
+        let flusher = compio::runtime::spawn(Rc::clone(&inner).flusher_loop());
+        inner.tasks.borrow_mut().extend([writer, flusher]);
+        Ok(Store { inner })
+    }
+
+    /// Appends one message; resolves once it is written (`Async`) or durable (`Sync`), and
+    /// readable.
+    pub async fn put(&self, msg: PutMessage) -> Result<PutResult, StoreError> {
+        let mut results = self.put_batch(vec![msg]).await?;
+        results.pop().ok_or(StoreError::Closed)
+    }
+
+    /// Appends messages as one contiguous run (all or none are appended); resolves like
+    /// [`Store::put`] for all of them.
+    pub async fn put_batch(&self, msgs: Vec<PutMessage>) -> Result<Vec<PutResult>, StoreError> {
+        let inner = &self.inner;
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Bound the append buffer: wait for the writer to catch up.
+        while inner.log.pending_bytes() > inner.config.max_pending_bytes {
+            if inner.closing.get() {
+                return Err(StoreError::Closed);
+            }
+            let next = inner.progress.done() + 1;
+            inner
+                .progress
+                .wait_for(next)
+                .await
+                .map_err(|source| StoreError::LogFailed { source })?;
+        }
+        let mut slots = Vec::with_capacity(msgs.len());
+        for msg in &msgs {
+            slots.push(inner.slot(&msg.topic, msg.queue_id).await?);
+        }
+        // From here to the end of the appends nothing awaits: the order is fixed now.
+        if inner.closing.get() {
+            return Err(StoreError::Closed);
+        }
+        inner.disk_guard.borrow_mut().check().map_err(|e| match e {
+            DiskGuardError::Statvfs { path, source } => StoreError::Io {
+                op: "statvfs",
+                path,
+                source,
+            },
+            full => StoreError::DiskFull { source: full },
+        })?;
+        let store_timestamp = now_ms();
+        let mut refs: Vec<StoredMessageRef<'_>> = msgs
+            .iter()
+            .map(|m| StoredMessageRef {
+                queue_id: m.queue_id,
+                flag: m.flag,
+                queue_offset: 0,
+                physical_offset: 0,
+                sys_flag: m.sys_flag,
+                born_timestamp: m.born_timestamp,
+                born_host: m.born_host,
+                store_timestamp,
+                store_host: m.store_host,
+                reconsume_times: m.reconsume_times,
+                prepared_transaction_offset: m.prepared_transaction_offset,
+                body: &m.body,
+                topic: &m.topic,
+                properties: &m.properties,
+            })
+            .collect();
+        // Validate every record first so that a batch is appended whole or not at all.
+        for r in &refs {
+            let len = encoded_len_ref(r).map_err(|source| StoreError::Encode { source })?;
+            let len = len as u64 + 8;
+            if len > inner.config.segment_size_bytes {
+                return Err(StoreError::MessageTooLarge {
+                    size_bytes: len - 8,
+                    segment_size_bytes: inner.config.segment_size_bytes,
+                });
+            }
+        }
+        let mut results = Vec::with_capacity(refs.len());
+        let mut group_seq = 0;
+        for (r, slot) in refs.iter_mut().zip(&slots) {
+            let dispatched = !sysflag::skipped_by_dispatch(r.sys_flag);
+            r.queue_offset = if dispatched {
+                slot.next_offset.get()
+            } else {
+                0
+            };
+            let placed = inner.log.append(r)?;
+            group_seq = placed.group_seq;
+            if dispatched {
+                slot.next_offset.set(r.queue_offset + 1);
+                let tags = tags_code(properties::find(r.properties, properties::keys::TAGS));
+                inner.pending_dispatch.borrow_mut().push(Dispatch {
+                    slot: Rc::clone(slot),
+                    queue_offset: r.queue_offset,
+                    entry: CqEntry {
+                        physical_offset: placed.physical_offset,
+                        size: i32::try_from(placed.size_bytes).unwrap_or(i32::MAX),
+                        tags_code: tags,
+                    },
+                });
+            }
+            results.push(PutResult {
+                physical_offset: placed.physical_offset,
+                queue_offset: r.queue_offset,
+                store_timestamp,
+                size_bytes: placed.size_bytes,
+            });
+        }
+        inner.writer_wake.notify();
+        inner
+            .progress
+            .wait_for(group_seq)
+            .await
+            .map_err(|source| StoreError::LogFailed { source })?;
+        Ok(results)
+    }
+
+    /// Reads up to `max_msgs` messages (and `max_bytes`) of `(topic, queue_id)` from
+    /// `offset` whose tags pass `filter`, with RocketMQ's status, next offset and limits
+    /// (protocol.md §2.4, §4.3, §9.1).
+    pub async fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: u32,
+        max_bytes: u64,
+        filter: &TagFilter,
+    ) -> Result<GetMessageResult, StoreError> {
+        self.inner
+            .get_messages(topic, queue_id, offset, max_msgs, max_bytes, filter)
+            .await
+    }
+
+    /// The queue's max offset (next offset to be written and readable); 0 if unknown.
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .existing_slot(topic, queue_id)
+            .map_or(0, |s| s.max_offset.get())
+    }
+
+    /// The queue's min offset; 0 if unknown.
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .existing_slot(topic, queue_id)
+            .map_or(0, |s| s.min_offset.get())
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP (5.x semantics, see [`Boundary`]); 0 for an unknown queue.
+    pub async fn search_offset_by_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+        boundary: Boundary,
+    ) -> Result<i64, StoreError> {
+        let Some(slot) = self.inner.existing_slot(topic, queue_id) else {
+            return Ok(0);
+        };
+        let cq = slot.cq.lock().await;
+        let inner = &self.inner;
+        cq.search_by_timestamp(timestamp_ms, boundary, |entry| async move {
+            inner.store_timestamp_at(entry).await
+        })
+        .await
+        .map_err(|e| match e {
+            SearchError::Queue(source) => slot.error(source),
+            SearchError::Lookup(e) => e,
+        })
+    }
+
+    /// GET_EARLIEST_MSG_STORETIME: the store time of the message at the min offset, −1 if
+    /// the queue is empty or unknown.
+    pub async fn earliest_msg_store_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+    ) -> Result<i64, StoreError> {
+        let Some(slot) = self.inner.existing_slot(topic, queue_id) else {
+            return Ok(-1);
+        };
+        let read = {
+            let cq = slot.cq.lock().await;
+            cq.entry_at(slot.min_offset.get())
+        };
+        match read.await.map_err(|e| slot.error(e))? {
+            Some(entry) => self.inner.store_timestamp_at(entry).await,
+            None => Ok(-1),
+        }
+    }
+
+    /// The stored bytes of the record at `physical_offset` (VIEW_MESSAGE_BY_ID).
+    pub async fn read_record_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
+        self.inner.read_record_at(physical_offset).await
+    }
+
+    /// Physical offset where the readable log ends (RocketMQ's max physical offset).
+    pub fn max_physical_offset(&self) -> i64 {
+        to_physical(self.inner.shard_id, self.inner.dispatched_end.get()).unwrap_or(i64::MAX)
+    }
+
+    /// Physical offset of the first byte still stored.
+    pub fn min_physical_offset(&self) -> i64 {
+        let first = self
+            .inner
+            .log
+            .segment_starts()
+            .first()
+            .copied()
+            .unwrap_or(0);
+        to_physical(self.inner.shard_id, first).unwrap_or(0)
+    }
+
+    /// Registers a listener called (on the shard thread, by the writer) for every message
+    /// that becomes readable. Without one, arrivals collect for [`Store::drain_arrivals`].
+    pub fn set_arrival_listener(&self, listener: impl FnMut(&Arrival) + 'static) {
+        *self.inner.listener.borrow_mut() = Some(Box::new(listener));
+    }
+
+    /// Takes the arrivals collected since the last call (when no listener is set).
+    pub fn drain_arrivals(&self) -> Vec<Arrival> {
+        std::mem::take(&mut *self.inner.arrivals.borrow_mut())
+    }
+
+    /// Every queue this store holds.
+    pub fn queues(&self) -> Vec<(String, i32)> {
+        let queues = self.inner.queues.borrow();
+        let mut out: Vec<(String, i32)> = queues
+            .iter()
+            .flat_map(|(topic, ids)| ids.keys().map(move |id| (topic.to_string(), *id)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Replaces the disk guard's limits (applied at the next append).
+    pub fn set_disk_guard_config(&self, config: DiskGuardConfig) {
+        self.inner.disk_guard.borrow_mut().set_config(config);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> StoreStats {
+        let log = &self.inner.log;
+        StoreStats {
+            log_fdatasyncs: log.fdatasync_count(),
+            group_writes: log.group_write_count(),
+            written_end: log.written_end(),
+            durable_end: log.durable_end(),
+            dispatched_end: self.inner.dispatched_end.get(),
+        }
+    }
+
+    /// This store's shard.
+    pub fn shard_id(&self) -> u8 {
+        self.inner.shard_id
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Waits for everything appended so far to be written and dispatched, then makes the log
+    /// and the queues durable and advances the checkpoint.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let seq = inner.log.open_group_seq();
+        if inner.log.pending_bytes() > 0 {
+            inner.writer_wake.notify();
+            inner
+                .progress
+                .wait_for(seq)
+                .await
+                .map_err(|source| StoreError::LogFailed { source })?;
+        }
+        inner.checkpoint().await
+    }
+
+    /// Refuses new appends, lets pending ones finish, flushes, and stops the tasks.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let flushed = self.flush().await;
+        inner.closing.set(true);
+        inner.writer_wake.notify();
+        inner.flusher_wake.notify();
+        let tasks = std::mem::take(&mut *inner.tasks.borrow_mut());
+        for task in tasks {
+            // The tasks end on their own once `closing` is seen; a cancelled one has nothing
+            // left to do.
+            let _ = task.await;
+        }
+        flushed
+    }
+}
+
+impl QueueSlot {
+    fn error(&self, source: CqError) -> StoreError {
+        StoreError::ConsumeQueue {
+            topic: self.topic.to_string(),
+            queue_id: self.queue_id,
+            source,
+        }
+    }
+}
+
+impl Inner {
+    fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
+        self.root
+            .join("consumequeue")
+            .join(topic)
+            .join(queue_id.to_string())
+    }
+
+    fn existing_slot(&self, topic: &str, queue_id: i32) -> Option<Rc<QueueSlot>> {
+        self.queues.borrow().get(topic)?.get(&queue_id).cloned()
+    }
+
+    /// The queue's slot, opening (creating) its ConsumeQueue on first use.
+    async fn slot(&self, topic: &str, queue_id: i32) -> Result<Rc<QueueSlot>, StoreError> {
+        if let Some(slot) = self.existing_slot(topic, queue_id) {
+            return Ok(slot);
+        }
+        if !valid_queue(topic, queue_id) {
+            return Err(StoreError::InvalidQueue {
+                topic: topic.to_owned(),
+                queue_id,
+            });
+        }
+        let cq = ConsumeQueue::open(
+            self.queue_dir(topic, queue_id),
+            self.config.cq_entries_per_file,
+        )
+        .await
+        .map_err(|source| StoreError::ConsumeQueue {
+            topic: topic.to_owned(),
+            queue_id,
+            source,
+        })?;
+        // Another task may have opened it while this one waited: keep the first.
+        if let Some(slot) = self.existing_slot(topic, queue_id) {
+            return Ok(slot);
+        }
+        let topic: Rc<str> = Rc::from(topic);
+        let slot = Rc::new(QueueSlot {
+            topic: Rc::clone(&topic),
+            queue_id,
+            next_offset: Cell::new(cq.max_offset()),
+            max_offset: Cell::new(cq.max_offset()),
+            min_offset: Cell::new(cq.min_offset()),
+            cq: Mutex::new(cq),
+            dirty: Cell::new(false),
+        });
+        self.queues
+            .borrow_mut()
+            .entry(topic)
+            .or_default()
+            .insert(queue_id, Rc::clone(&slot));
+        Ok(slot)
+    }
+
+    async fn open_existing_queues(&self) -> Result<(), StoreError> {
+        let dir = self.root.join("consumequeue");
+        let topics = match std::fs::read_dir(&dir) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("list queues", dir)(e)),
+        };
+        let mut found = Vec::new();
+        for topic in topics {
+            let topic = topic.map_err(StoreError::io("list queues", &dir))?;
+            let Some(name) = topic.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let ids = std::fs::read_dir(topic.path())
+                .map_err(StoreError::io("list queues", topic.path()))?;
+            for id in ids {
+                let id = id.map_err(StoreError::io("list queues", topic.path()))?;
+                if let Some(queue_id) = id.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
+                {
+                    if valid_queue(&name, queue_id) && (self.owns_queue)(&name, queue_id) {
+                        found.push((name.clone(), queue_id));
+                    }
+                }
+            }
+        }
+        for (topic, queue_id) in found {
+            self.slot(&topic, queue_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Recovery: re-appends the entry of a scanned record. Returns whether it was new.
+    async fn redispatch(&self, record: &ScannedRecord) -> Result<bool, StoreError> {
+        if sysflag::skipped_by_dispatch(record.sys_flag) {
+            return Ok(false);
+        }
+        if !valid_queue(&record.topic, record.queue_id)
+            || !(self.owns_queue)(&record.topic, record.queue_id)
+        {
+            tracing::warn!(topic = %record.topic, queue_id = record.queue_id, "recovered record of a queue not placed on this shard; not dispatched");
+            return Ok(false);
+        }
+        let slot = self.slot(&record.topic, record.queue_id).await?;
+        let entry = CqEntry {
+            physical_offset: record.physical_offset,
+            size: i32::try_from(record.size_bytes).unwrap_or(i32::MAX),
+            tags_code: record.tags_code,
+        };
+        let mut cq = slot.cq.lock().await;
+        let appended = match cq.append(record.queue_offset, entry) {
+            Err(CqError::Gap { .. }) if cq.min_offset() == cq.max_offset() => {
+                // The queue's files are gone but the log still holds its messages.
+                cq.reset_to(record.queue_offset)
+                    .await
+                    .map_err(|e| slot.error(e))?;
+                cq.append(record.queue_offset, entry)
+            }
+            other => other,
+        }
+        .map_err(|e| slot.error(e))?;
+        slot.max_offset.set(cq.max_offset());
+        slot.next_offset.set(cq.max_offset());
+        slot.min_offset.set(cq.min_offset());
+        slot.dirty.set(true);
+        Ok(appended == Appended::New)
+    }
+
+    async fn truncate_queues_at(&self, log_end: u64) -> Result<(), StoreError> {
+        let cut = to_physical(self.shard_id, log_end).ok_or(StoreError::LogFull {
+            shard_id: self.shard_id,
+        })?;
+        for slot in self.all_slots() {
+            let mut cq = slot.cq.lock().await;
+            let dropped = cq
+                .truncate_from_physical(cut)
+                .await
+                .map_err(|e| slot.error(e))?;
+            if dropped > 0 {
+                tracing::warn!(topic = %slot.topic, queue_id = slot.queue_id, dropped, "consume queue pointed past the log; truncated");
+            }
+            slot.max_offset.set(cq.max_offset());
+            slot.next_offset.set(cq.max_offset());
+            slot.min_offset.set(cq.min_offset());
+        }
+        Ok(())
+    }
+
+    fn all_slots(&self) -> Vec<Rc<QueueSlot>> {
+        self.queues
+            .borrow()
+            .values()
+            .flat_map(|ids| ids.values().cloned())
+            .collect()
+    }
+
+    async fn sync_all_queues(&self) -> Result<(), StoreError> {
+        for slot in self.all_slots() {
+            slot.cq
+                .lock()
+                .await
+                .sync()
+                .await
+                .map_err(|e| slot.error(e))?;
+            slot.dirty.set(false);
+        }
+        self.dirty_slots.borrow_mut().clear();
+        Ok(())
+    }
+
+    fn update_store_bytes(&self) {
+        let segments = self.log.segment_count() as u64;
+        self.disk_guard
+            .borrow_mut()
+            .set_store_bytes(segments.saturating_mul(self.config.segment_size_bytes));
+    }
+
+    /// The group writer: see the module documentation.
+    async fn writer_loop(self: Rc<Self>) {
+        loop {
+            while let Some(group) = self.log.take_group() {
+                let dispatch = std::mem::take(&mut *self.pending_dispatch.borrow_mut());
+                let mut result = self.log.write_group(&group).await;
+                if result.is_ok() && self.config.flush == FlushPolicy::Sync {
+                    result = self.log.sync().await.map(|_| ());
+                }
+                if let Err(error) = result {
+                    tracing::error!(%error, shard = self.shard_id, "commit log write failed; appends are refused from now on");
+                    let source = self.log.failure().unwrap_or_else(|| {
+                        std::sync::Arc::new(std::io::Error::other("commit log failed"))
+                    });
+                    self.progress.fail(source);
+                    continue;
+                }
+                self.dispatch(dispatch).await;
+                self.dispatched_end.set(group.range.end);
+                self.progress.complete(group.seq);
+                self.update_store_bytes();
+            }
+            if self.closing.get() {
+                return;
+            }
+            self.writer_wake.wait().await;
+        }
+    }
+
+    /// Makes a written group's entries readable, writes them to the queue files and
+    /// announces them.
+    async fn dispatch(&self, dispatch: Vec<Dispatch>) {
+        let mut touched: Vec<Rc<QueueSlot>> = Vec::new();
+        for d in &dispatch {
+            let mut cq = d.slot.cq.lock().await;
+            if let Err(error) = cq.append(d.queue_offset, d.entry) {
+                // Offsets are assigned in order by this shard alone; this is a bug.
+                tracing::error!(%error, topic = %d.slot.topic, queue_id = d.slot.queue_id, "dispatch out of order");
+                debug_assert!(false, "dispatch out of order: {error}");
+                continue;
+            }
+            d.slot.max_offset.set(cq.max_offset());
+            if !touched.last().is_some_and(|s| Rc::ptr_eq(s, &d.slot))
+                && !touched.iter().any(|s| Rc::ptr_eq(s, &d.slot))
+            {
+                touched.push(Rc::clone(&d.slot));
+            }
+        }
+        let writes = touched.iter().map(|slot| async move {
+            let result = slot.cq.lock().await.write_pending().await;
+            (slot, result)
+        });
+        for (slot, result) in futures_util::future::join_all(writes).await {
+            if let Err(error) = result {
+                // The entries stay pending in memory (readable) and are written next time;
+                // the checkpoint does not pass them until a sync succeeds.
+                tracing::warn!(%error, topic = %slot.topic, queue_id = slot.queue_id, "consume queue write failed; will retry");
+            }
+            if !slot.dirty.replace(true) {
+                self.dirty_slots.borrow_mut().push(Rc::clone(slot));
+            }
+        }
+        let mut listener = self.listener.borrow_mut();
+        for d in &dispatch {
+            let arrival = Arrival {
+                topic: Rc::clone(&d.slot.topic),
+                queue_id: d.slot.queue_id,
+                max_offset: d.queue_offset + 1,
+                tags_code: d.entry.tags_code,
+            };
+            match listener.as_mut() {
+                Some(listener) => listener(&arrival),
+                None => self.arrivals.borrow_mut().push(arrival),
+            }
+        }
+    }
+
+    /// Async fdatasync (with `FlushPolicy::Async`) and checkpoints, until closed.
+    async fn flusher_loop(self: Rc<Self>) {
+        let flush_ms = match self.config.flush {
+            FlushPolicy::Async { interval_ms } => Some(interval_ms),
+            FlushPolicy::Sync => None,
+        };
+        let tick_ms = flush_ms
+            .unwrap_or(self.config.checkpoint_interval_ms)
+            .min(self.config.checkpoint_interval_ms);
+        let mut since_checkpoint_ms = 0;
+        loop {
+            let sleep = compio::time::sleep(Duration::from_millis(tick_ms));
+            let woken = self.flusher_wake.wait();
+            futures_util::future::select(std::pin::pin!(sleep), std::pin::pin!(woken)).await;
+            if self.closing.get() {
+                return;
+            }
+            since_checkpoint_ms += tick_ms;
+            let result = if since_checkpoint_ms >= self.config.checkpoint_interval_ms {
+                since_checkpoint_ms = 0;
+                self.checkpoint().await
+            } else if self.log.written_end() > self.log.durable_end() {
+                self.log.sync().await.map(|_| ())
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result {
+                tracing::error!(%error, shard = self.shard_id, "background flush failed");
+                if let Some(source) = self.log.failure() {
+                    self.progress.fail(source);
+                }
+            }
+        }
+    }
+
+    /// fdatasyncs the log and the queues touched since the last checkpoint, then records
+    /// the dispatched end as the new checkpoint.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        // Everything below `target` is written and its entries are appended to the queues.
+        let target = self.dispatched_end.get();
+        self.log.sync().await?;
+        let slots = std::mem::take(&mut *self.dirty_slots.borrow_mut());
+        let mut failed = None;
+        for slot in slots {
+            slot.dirty.set(false);
+            let result = slot.cq.lock().await.sync().await;
+            if let Err(error) = result {
+                if !slot.dirty.replace(true) {
+                    self.dirty_slots.borrow_mut().push(Rc::clone(&slot));
+                }
+                failed.get_or_insert(slot.error(error));
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if target > self.checkpointed.get() {
+            write_checkpoint(self.log.dir(), target).await?;
+            self.checkpointed.set(target);
+        }
+        Ok(())
+    }
+
+    /// Reads the record at `physical_offset`, checking its header.
+    async fn read_record_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
+        let visible = self.dispatched_end.get();
+        let (segment, pos) = self.log.locate(physical_offset, 8, visible)?;
+        let head = segment
+            .read_exact_at(pos, 8)
+            .await
+            .map_err(StoreError::io("read segment", segment.path()))?;
+        let size = match peek_record_kind(&head) {
+            Ok(RecordKind::Message { total_size, .. }) => u64::from(total_size),
+            Ok(RecordKind::Blank { .. }) => return Err(StoreError::NotFound { physical_offset }),
+            Err(source) => {
+                return Err(StoreError::Corrupt {
+                    physical_offset,
+                    source,
+                })
+            }
+        };
+        let (segment, pos) = self.log.locate(physical_offset, size, visible)?;
+        let bytes = segment
+            .read_exact_at(pos, size as usize)
+            .await
+            .map_err(StoreError::io("read segment", segment.path()))?;
+        Ok(Bytes::from(bytes))
+    }
+
+    /// STORETIMESTAMP of the record an entry points to (read from its fixed header).
+    async fn store_timestamp_at(&self, entry: CqEntry) -> Result<i64, StoreError> {
+        let physical_offset = entry.physical_offset;
+        let len = u64::try_from(entry.size)
+            .unwrap_or(0)
+            .min(STORE_TIMESTAMP_HEADER_BYTES);
+        let (segment, pos) = self
+            .log
+            .locate(physical_offset, len, self.dispatched_end.get())?;
+        let head = segment
+            .read_exact_at(pos, len as usize)
+            .await
+            .map_err(StoreError::io("read segment", segment.path()))?;
+        store_timestamp_of(&head).ok_or(StoreError::Corrupt {
+            physical_offset,
+            source: ringmq_protocol::message::RecordError::Truncated {
+                needed: STORE_TIMESTAMP_HEADER_BYTES as usize,
+                available: head.len(),
+            },
+        })
+    }
+
+    async fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: u32,
+        max_bytes: u64,
+        filter: &TagFilter,
+    ) -> Result<GetMessageResult, StoreError> {
+        use GetMessageStatus as S;
+        let Some(slot) = self.existing_slot(topic, queue_id) else {
+            return Ok(GetMessageResult::empty(S::NoMatchedLogicQueue, 0, 0, 0));
+        };
+        let (min, max) = (slot.min_offset.get(), slot.max_offset.get());
+        if max == 0 {
+            return Ok(GetMessageResult::empty(S::NoMessageInQueue, 0, min, max));
+        }
+        if offset < min {
+            return Ok(GetMessageResult::empty(S::OffsetTooSmall, min, min, max));
+        }
+        if offset == max {
+            return Ok(GetMessageResult::empty(
+                S::OffsetOverflowOne,
+                offset,
+                min,
+                max,
+            ));
+        }
+        if offset > max {
+            return Ok(GetMessageResult::empty(
+                S::OffsetOverflowBadly,
+                max,
+                min,
+                max,
+            ));
+        }
+        // CQ scan budget: max(16000, maxMsgNums × 20) bytes of entries.
+        let budget = (16_000u64.max(u64::from(max_msgs) * 20) / 20) as i64;
+        let want = budget.min(max - offset);
+        let read = {
+            let cq = slot.cq.lock().await;
+            cq.read(offset, usize::try_from(want).unwrap_or(usize::MAX))
+        };
+        let entries = match read.await {
+            Ok(entries) => entries,
+            Err(CqError::MissingFile { .. }) => {
+                let next = offset + budget;
+                return Ok(GetMessageResult::empty(S::OffsetFoundNull, next, min, max));
+            }
+            Err(e) => return Err(slot.error(e)),
+        };
+        let max_phys = to_physical(self.shard_id, self.dispatched_end.get()).unwrap_or(i64::MAX);
+        let limits = self.config.transfer;
+        let mut selected: Vec<(i64, CqEntry)> = Vec::new();
+        let mut total_bytes = 0u64;
+        let mut next = offset;
+        let mut last_phys = None;
+        for (i, entry) in entries.iter().enumerate() {
+            let size = u64::try_from(entry.size).unwrap_or(0);
+            let count = selected.len() as u64;
+            let in_memory = self
+                .estimator
+                .rule_says_hot(max_phys, entry.physical_offset);
+            let full = count > 0
+                && (count + 1 > u64::from(max_msgs)
+                    || total_bytes + size > max_bytes
+                    || (in_memory
+                        && (total_bytes + size > limits.max_bytes_in_memory
+                            || count > u64::from(limits.max_count_in_memory) - 1))
+                    || (!in_memory
+                        && (total_bytes + size > limits.max_bytes_on_disk
+                            || count > u64::from(limits.max_count_on_disk) - 1)));
+            if full {
+                break;
+            }
+            let queue_offset = offset + i as i64;
+            next = queue_offset + 1;
+            last_phys = Some(entry.physical_offset);
+            if !filter.matches(entry.tags_code) {
+                continue;
+            }
+            selected.push((queue_offset, *entry));
+            total_bytes += size;
+        }
+        let mut result = GetMessageResult::empty(S::NoMatchedMessage, next, min, max);
+        if let Some(last) = last_phys {
+            result.suggest_pulling_from_slave = !self.estimator.rule_says_hot(max_phys, last);
+        }
+        if selected.is_empty() {
+            return Ok(result);
+        }
+        self.read_selected(&selected, &mut result, max_phys).await?;
+        Ok(result)
+    }
+
+    /// Reads the records of `selected` (coalescing neighbours in one segment into one
+    /// positional read) into `result`.
+    async fn read_selected(
+        &self,
+        selected: &[(i64, CqEntry)],
+        result: &mut GetMessageResult,
+        max_phys: i64,
+    ) -> Result<(), StoreError> {
+        let visible = self.dispatched_end.get();
+        // Runs of records that are contiguous in one segment: (first index, end index).
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (i, (_, e)) in selected.iter().enumerate() {
+            let contiguous = i > 0
+                && selected.get(i - 1).is_some_and(|(_, p)| {
+                    p.physical_offset + i64::from(p.size) == e.physical_offset
+                        && same_segment(
+                            p.physical_offset,
+                            e.physical_offset,
+                            self.config.segment_size_bytes,
+                        )
+                });
+            match runs.last_mut() {
+                Some(run) if contiguous => run.1 = i + 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+        let mut located = Vec::with_capacity(runs.len());
+        for &(from, to) in &runs {
+            let (Some((_, first)), Some((_, last))) = (selected.get(from), selected.get(to - 1))
+            else {
+                continue;
+            };
+            let len =
+                u64::try_from(last.physical_offset + i64::from(last.size) - first.physical_offset)
+                    .unwrap_or(0);
+            match self.log.locate(first.physical_offset, len, visible) {
+                Ok((segment, pos)) => located.push((from, to, segment, pos, len)),
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if located.is_empty() {
+            result.status = GetMessageStatus::MessageWasRemoving;
+            return Ok(());
+        }
+        // design.md §8: besides RocketMQ's backlog rule, ask the kernel whether the bytes
+        // about to be read are cached; cold data is better served by a slave.
+        if let (Some((_, _, segment, pos, len)), Some((_, first))) =
+            (located.first(), selected.first())
+        {
+            let temperature =
+                self.estimator
+                    .is_hot(max_phys, first.physical_offset, segment.file(), *pos, *len);
+            result.suggest_pulling_from_slave |= temperature == Temperature::Cold;
+        }
+        let reads = located.iter().map(|(_, _, segment, pos, len)| {
+            let segment = Rc::clone(segment);
+            let (pos, len) = (*pos, *len);
+            async move {
+                segment
+                    .read_exact_at(pos, len as usize)
+                    .await
+                    .map_err(StoreError::io("read segment", segment.path()))
+            }
+        });
+        let buffers = futures_util::future::join_all(reads).await;
+        let total: usize = buffers
+            .iter()
+            .map(|b| b.as_ref().map_or(0, |b| b.len()))
+            .sum();
+        let mut data = BytesMut::with_capacity(total);
+        for ((from, to, segment, pos, _), buffer) in located.iter().zip(buffers) {
+            let buffer = buffer?;
+            let base = data.len();
+            let run_start = selected.get(*from).map_or(0, |(_, e)| e.physical_offset);
+            for (queue_offset, entry) in selected.get(*from..*to).unwrap_or_default() {
+                let rel = usize::try_from(entry.physical_offset - run_start).unwrap_or(0);
+                let size = usize::try_from(entry.size).unwrap_or(0);
+                let bytes = buffer.get(rel..rel + size).unwrap_or_default();
+                match peek_record_kind(bytes) {
+                    Ok(RecordKind::Message { total_size, .. }) if total_size as usize == size => {}
+                    Ok(_) => {
+                        return Err(StoreError::Corrupt {
+                            physical_offset: entry.physical_offset,
+                            source: ringmq_protocol::message::RecordError::SizeMismatch {
+                                declared: size,
+                                actual: bytes.len(),
+                            },
+                        })
+                    }
+                    Err(source) => {
+                        return Err(StoreError::Corrupt {
+                            physical_offset: entry.physical_offset,
+                            source,
+                        })
+                    }
+                }
+                result.messages.push(FoundMessage {
+                    queue_offset: *queue_offset,
+                    physical_offset: entry.physical_offset,
+                    tags_code: entry.tags_code,
+                    segment: Rc::clone(segment),
+                    pos_in_file: pos + rel as u64,
+                    data_range: base + rel..base + rel + size,
+                });
+            }
+            data.extend_from_slice(&buffer);
+        }
+        result.data = data.freeze();
+        result.status = GetMessageStatus::Found;
+        Ok(())
+    }
+}
+
+/// Bytes of a record header that always include STORETIMESTAMP (it sits at 56, or at 68
+/// after an IPv6 born host).
+const STORE_TIMESTAMP_HEADER_BYTES: u64 = 76;
+
+/// STORETIMESTAMP from a record's first bytes. Pure.
+fn store_timestamp_of(head: &[u8]) -> Option<i64> {
+    let sys_flag = i32::from_be_bytes(head.get(36..40)?.try_into().ok()?);
+    let pos = if sysflag::born_host_is_v6(sys_flag) {
+        68
+    } else {
+        56
+    };
+    Some(i64::from_be_bytes(head.get(pos..pos + 8)?.try_into().ok()?))
+}
+
+fn same_segment(a: i64, b: i64, segment_size_bytes: u64) -> bool {
+    match (split_physical(a), split_physical(b)) {
+        (Some((_, a)), Some((_, b))) => a / segment_size_bytes == b / segment_size_bytes,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_that_could_escape_the_queue_directory_are_refused() {
+        assert!(valid_queue("TopicTest", 0));
+        assert!(valid_queue("%RETRY%group-1", 3));
+        assert!(!valid_queue("", 0));
+        assert!(!valid_queue("..", 0));
+        assert!(!valid_queue("a/b", 0));
+        assert!(!valid_queue("t", -1));
+    }
+
+    #[test]
+    fn store_timestamp_is_read_at_the_position_the_born_host_implies() {
+        let mut head = vec![0u8; 80];
+        head[56..64].copy_from_slice(&42_i64.to_be_bytes());
+        assert_eq!(store_timestamp_of(&head), Some(42));
+        head[36..40].copy_from_slice(&sysflag::BORNHOST_V6_FLAG.to_be_bytes());
+        head[68..76].copy_from_slice(&7_i64.to_be_bytes());
+        assert_eq!(store_timestamp_of(&head), Some(7));
+        assert_eq!(store_timestamp_of(&head[..60]), None);
+    }
+}

@@ -291,6 +291,9 @@ impl CommitLog {
     /// Writes a group (segments created on demand), up to [`WRITES_IN_FLIGHT`] chunks of
     /// [`WRITE_CHUNK_BYTES`] at a time. On error the log is marked failed.
     pub async fn write_group(&self, group: &Group) -> Result<(), StoreError> {
+        if let Some(source) = self.failure() {
+            return Err(StoreError::LogFailed { source });
+        }
         let result = self.write_group_inner(group).await;
         let mut st = self.state.borrow_mut();
         match result {
@@ -410,6 +413,11 @@ impl CommitLog {
     pub fn segment_at(&self, log_offset: u64) -> Option<Rc<Segment>> {
         let start = log_offset - log_offset % self.segment_size_bytes;
         self.segment(start)
+    }
+
+    /// How many segments exist.
+    pub fn segment_count(&self) -> usize {
+        self.segments.borrow().len()
     }
 
     /// Start offsets of all segments, ascending.
