@@ -328,6 +328,8 @@ struct Inner {
     progress: GroupProgress,
     dispatched_end: Cell<u64>,
     checkpointed: Cell<u64>,
+    /// Serializes checkpoints (the flusher's and [`Store::flush`]'s): they share a temp file.
+    checkpoint_lock: Mutex<()>,
     dirty_slots: RefCell<Vec<Rc<QueueSlot>>>,
     arrivals: RefCell<Vec<Arrival>>,
     listener: RefCell<Option<ArrivalListener>>,
@@ -469,6 +471,7 @@ impl Store {
             progress: GroupProgress::default(),
             dispatched_end: Cell::new(0),
             checkpointed: Cell::new(0),
+            checkpoint_lock: Mutex::new(()),
             dirty_slots: RefCell::new(Vec::new()),
             arrivals: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
@@ -1102,6 +1105,7 @@ impl Inner {
     /// fdatasyncs the log and the queues touched since the last checkpoint, then records
     /// the dispatched end as the new checkpoint.
     async fn checkpoint(&self) -> Result<(), StoreError> {
+        let _serialized = self.checkpoint_lock.lock().await;
         // Everything below `target` is written and its entries are appended to the queues.
         let target = self.dispatched_end.get();
         self.log.sync().await?;
