@@ -11,5 +11,7 @@ pub mod listener;
 pub mod namesrv;
 pub mod notify;
 pub mod placement;
+pub mod registration;
+pub mod remoting_client;
 pub mod shard;
 pub mod shutdown;
