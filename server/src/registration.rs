@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -36,6 +37,7 @@ use ringmq_protocol::headers::{
 };
 use ringmq_protocol::message::record::body_crc;
 
+use crate::config::BrokerConfig;
 use crate::remoting_client::{ClientError, RemotingClient};
 
 /// Gives the broker's current topic table. Called on the registration thread before every
@@ -94,6 +96,46 @@ impl RegistrationConfig {
     }
 }
 
+impl RegistrationConfig {
+    /// The registration of the broker configured by `config`, reachable at `broker_addr`
+    /// (the bound address: the real port when the configuration said 0), with the name
+    /// servers at `name_servers`. The HA address is `--ha-listen`, else the broker's port + 1
+    /// (protocol.md §8.1). An unspecified IP (0.0.0.0, ::) is not an address a client can
+    /// use, so it is registered as loopback.
+    pub fn for_broker(
+        config: &BrokerConfig,
+        broker_addr: SocketAddr,
+        name_servers: Vec<String>,
+    ) -> Self {
+        let broker_addr = reachable(broker_addr);
+        let ha_addr = match config.ha_listen {
+            Some(addr) => reachable(addr),
+            None => SocketAddr::new(broker_addr.ip(), broker_addr.port().wrapping_add(1)),
+        };
+        RegistrationConfig::new(
+            name_servers,
+            config.cluster_name.clone(),
+            config.broker_name.clone(),
+            broker_addr.to_string(),
+            config.broker_id,
+            ha_addr.to_string(),
+        )
+    }
+}
+
+/// `addr` with an unspecified IP replaced by loopback of the same family.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
     #[error(transparent)]
@@ -136,13 +178,28 @@ impl Shared {
     }
 }
 
-/// Asks the running registration for things; cheap to clone, usable from any thread.
+/// Asks the registration loop for things; cheap to clone, usable from any thread. One
+/// handle drives at most one [`Registration`].
 #[derive(Debug, Clone)]
 pub struct RegistrationHandle {
     shared: Arc<Shared>,
 }
 
+impl Default for RegistrationHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RegistrationHandle {
+    /// A handle for a registration not started yet ([`Registration::start`]); a
+    /// [`register_now`](Self::register_now) before the start is folded into the first round.
+    pub fn new() -> Self {
+        RegistrationHandle {
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
     /// Registers with every name server as soon as possible (requests arriving meanwhile
     /// are folded into one round). Call after the topic table changed.
     pub fn register_now(&self) {
@@ -174,14 +231,17 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Starts the loop and returns after the first round (one registration attempt with
-    /// every name server, each bounded by the connect and request timeouts), so that a
-    /// broker announcing itself afterwards is already known to its name servers.
+    /// Starts the loop for `handle` (made beforehand with [`RegistrationHandle::new`], so
+    /// that the topic table's "changed" hook can exist before the loop does) and returns
+    /// after the first round: one registration attempt with every name server, each bounded
+    /// by the connect and request timeouts. A broker announcing itself afterwards is
+    /// therefore already known to its reachable name servers.
     pub fn start(
         config: RegistrationConfig,
         snapshot: TopicSnapshot,
-    ) -> Result<(Registration, RegistrationHandle), RegistrationError> {
-        let shared = Arc::new(Shared::default());
+        handle: &RegistrationHandle,
+    ) -> Result<Registration, RegistrationError> {
+        let shared = Arc::clone(&handle.shared);
         let (first_round_tx, first_round_rx) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -195,10 +255,7 @@ impl Registration {
                 Ok(Ok(())) | Err(_) => RegistrationError::Panicked,
             });
         }
-        let handle = RegistrationHandle {
-            shared: Arc::clone(&shared),
-        };
-        Ok((Registration { shared, thread }, handle))
+        Ok(Registration { shared, thread })
     }
 
     /// Another handle on this registration.
@@ -416,7 +473,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
@@ -478,9 +534,10 @@ mod tests {
     fn the_first_round_is_done_when_start_returns_and_stop_unregisters() {
         let server = namesrv::start(NamesrvConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
         let addr = server.local_addr();
-        let (registration, _handle) = Registration::start(
+        let registration = Registration::start(
             config_for(addr, "127.0.0.1:1", 0),
             Arc::new(|| topics(&["T"])),
+            &RegistrationHandle::new(),
         )
         .unwrap();
         let response = route(addr, "T");
@@ -503,7 +560,8 @@ mod tests {
         let counted = Arc::clone(&calls);
         let mut config = config_for(addr, "127.0.0.1:1", 0);
         config.period = Duration::from_secs(3600);
-        let (registration, handle) = Registration::start(
+        let handle = RegistrationHandle::new();
+        let registration = Registration::start(
             config,
             Arc::new(move || {
                 if counted.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -512,6 +570,7 @@ mod tests {
                     topics(&["T", "NEW"])
                 }
             }),
+            &handle,
         )
         .unwrap();
         assert_eq!(route(addr, "NEW").code, response_code::TOPIC_NOT_EXIST);
@@ -527,15 +586,17 @@ mod tests {
     fn a_slave_learns_its_master_from_the_answer() {
         let server = namesrv::start(NamesrvConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
         let addr = server.local_addr();
-        let (master, _) = Registration::start(
+        let master = Registration::start(
             config_for(addr, "127.0.0.1:1", 0),
             Arc::new(|| topics(&["T"])),
+            &RegistrationHandle::new(),
         )
         .unwrap();
         let mut slave_config = config_for(addr, "127.0.0.1:2", 1);
         slave_config.compressed = true;
-        let (slave, handle) =
-            Registration::start(slave_config, Arc::new(|| topics(&["T"]))).unwrap();
+        let handle = RegistrationHandle::new();
+        let slave =
+            Registration::start(slave_config, Arc::new(|| topics(&["T"])), &handle).unwrap();
         let answer = handle.master().unwrap();
         assert_eq!(answer.master_addr.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(answer.ha_server_addr.as_deref(), Some("127.0.0.1:1-ha"));
@@ -548,9 +609,10 @@ mod tests {
     fn registration_resumes_after_the_name_server_restarts() {
         let server = namesrv::start(NamesrvConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
         let addr = server.local_addr();
-        let (registration, _) = Registration::start(
+        let registration = Registration::start(
             config_for(addr, "127.0.0.1:1", 0),
             Arc::new(|| topics(&["T"])),
+            &RegistrationHandle::new(),
         )
         .unwrap();
         server.stop().unwrap();
@@ -579,17 +641,34 @@ mod tests {
             listener.local_addr().unwrap().port()
         };
         let begun = Instant::now();
-        let (registration, handle) = Registration::start(
+        let handle = RegistrationHandle::new();
+        let registration = Registration::start(
             config_for(
                 format!("127.0.0.1:{port}").parse().unwrap(),
                 "127.0.0.1:1",
                 0,
             ),
             Arc::new(|| topics(&[])),
+            &handle,
         )
         .unwrap();
         assert!(begun.elapsed() < Duration::from_secs(10));
         assert!(handle.master().is_none());
         registration.stop().unwrap();
+    }
+
+    #[test]
+    fn a_broker_registers_its_bound_address_and_port_plus_one_for_ha() {
+        let config = BrokerConfig::default();
+        let registration = RegistrationConfig::for_broker(
+            &config,
+            "0.0.0.0:20911".parse().unwrap(),
+            vec!["127.0.0.1:9876".to_owned()],
+        );
+        assert_eq!(registration.broker_addr, "127.0.0.1:20911");
+        assert_eq!(registration.ha_server_addr, "127.0.0.1:20912");
+        assert_eq!(registration.broker_id, 0);
+        assert_eq!(registration.cluster_name, "DefaultCluster");
+        assert_eq!(registration.period, Duration::from_secs(30));
     }
 }
