@@ -99,3 +99,18 @@ impl GroupProgress {
         .await
     }
 }
+
+/// Gives the other ready tasks of the shard a turn before continuing.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}

@@ -478,3 +478,37 @@ fn a_message_larger_than_a_segment_is_refused_and_the_log_continues() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_pull_of_an_interleaved_queue_returns_only_its_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut cfg = config(FlushPolicy::default());
+        cfg.segment_size_bytes = 1 << 20;
+        let store = Store::open(dir.path(), 0, cfg).await.unwrap();
+        for i in 0..60u8 {
+            store
+                .put(msg("T", i32::from(i % 3), &[i; 50], None))
+                .await
+                .unwrap();
+        }
+        let r = store
+            .get_messages("T", 1, 0, 32, u64::MAX, &TagFilter::All)
+            .await
+            .unwrap();
+        assert_eq!(r.messages.len(), 20);
+        let mut end = 0;
+        for (k, m) in r.messages.iter().enumerate() {
+            assert_eq!(
+                m.data_range.start, end,
+                "records are back to back in the body"
+            );
+            end = m.data_range.end;
+            let view = view_record(&r.data[m.data_range.clone()]).unwrap();
+            assert_eq!((view.queue_id, view.queue_offset), (1, k as i64));
+            assert_eq!(view.body, &[(3 * k + 1) as u8; 50][..]);
+        }
+        assert_eq!(end, r.data.len());
+        store.close().await.unwrap();
+    });
+}
