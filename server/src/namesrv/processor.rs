@@ -1,6 +1,7 @@
 //! Name-server requests → responses (protocol.md §2.14): REGISTER_BROKER (103),
-//! UNREGISTER_BROKER (104), GET_ROUTEINFO_BY_TOPIC (105), GET_BROKER_CLUSTER_INFO (106) and
-//! GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206). Anything else gets REQUEST_CODE_NOT_SUPPORTED.
+//! UNREGISTER_BROKER (104), GET_ROUTEINFO_BY_TOPIC (105), GET_BROKER_CLUSTER_INFO (106),
+//! GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) and GET_TOPICS_BY_CLUSTER (224, mqadmin
+//! `topicList -c`). Anything else gets REQUEST_CODE_NOT_SUPPORTED.
 //!
 //! Synchronous and clock-free: the caller passes the [`RouteTable`], the connection the
 //! request came on and the time. Every answer is built with `RemotingCommand::response_to`,

@@ -241,6 +241,23 @@ impl RouteTable {
         }
     }
 
+    /// GET_TOPICS_BY_CLUSTER: topics with queues on a group of `cluster`.
+    pub fn topics_of_cluster(&self, cluster: &str) -> TopicList {
+        let groups = self.clusters.get(cluster);
+        let topic_list = self
+            .topics
+            .iter()
+            .filter(|(_, queues)| {
+                groups.is_some_and(|names| queues.keys().any(|name| names.contains(name)))
+            })
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        TopicList {
+            topic_list,
+            broker_addr: None,
+        }
+    }
+
     /// Number of live broker addresses.
     pub fn live_broker_count(&self) -> usize {
         self.live.len()
@@ -453,6 +470,21 @@ mod tests {
         assert_eq!(route.broker_datas[0].broker_addrs.len(), 1);
         table.unregister("10.0.0.2:10911", "a", 1);
         assert!(table.route("T").is_none());
+    }
+
+    #[test]
+    fn topics_of_a_cluster_are_those_with_queues_on_its_groups() {
+        let mut table = RouteTable::new();
+        table.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4, 6)]), 0);
+        let mut other = registration("b", "10.0.0.2:10911", 0, &[("U", 4, 6)]);
+        other.cluster_name = "Other".to_owned();
+        table.register(other, 0);
+        assert_eq!(
+            table.topics_of_cluster("DefaultCluster").topic_list,
+            vec!["T"]
+        );
+        assert_eq!(table.topics_of_cluster("Other").topic_list, vec!["U"]);
+        assert!(table.topics_of_cluster("None").topic_list.is_empty());
     }
 
     #[test]

@@ -202,3 +202,53 @@ impl Service for NamesrvService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ringmq_protocol::body::{TopicConfig, TopicConfigSerializeWrapper};
+    use ringmq_protocol::codes::{request_code, response_code};
+    use ringmq_protocol::command::ExtFields;
+
+    use super::*;
+    use crate::registration::{register_request, RegistrationConfig};
+    use crate::remoting_client::RemotingClient;
+
+    #[test]
+    fn the_periodic_scan_drops_a_broker_silent_past_its_timeout() {
+        let mut config = NamesrvConfig::new("127.0.0.1:0".parse().unwrap());
+        config.scan_interval = Duration::from_millis(20);
+        let server = start(config).unwrap();
+        let addr = server.local_addr().to_string();
+        let mut registration =
+            RegistrationConfig::new(vec![addr.clone()], "C", "b", "10.0.0.1:1", 0, "10.0.0.1:2");
+        registration.heartbeat_timeout_ms = 200;
+        let mut topics = TopicConfigSerializeWrapper::default();
+        topics
+            .topic_config_table
+            .insert("T".to_owned(), TopicConfig::new("T"));
+        let timeout = Duration::from_secs(5);
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            // The connection stays open: only the silence can drop the broker.
+            let client = RemotingClient::connect(&addr, timeout).await.unwrap();
+            let request = register_request(&registration, topics).unwrap();
+            let response = client.call(request, timeout).await.unwrap();
+            assert_eq!(response.code, response_code::SUCCESS);
+            let mut ext = ExtFields::new();
+            ext.insert("topic".to_owned(), "T".to_owned());
+            let route = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC, ext);
+            let first = client.call(route.clone(), timeout).await.unwrap();
+            assert_eq!(first.code, response_code::SUCCESS);
+            let begun = Instant::now();
+            loop {
+                let answer = client.call(route.clone(), timeout).await.unwrap();
+                if answer.code == response_code::TOPIC_NOT_EXIST {
+                    break;
+                }
+                assert!(begun.elapsed() < timeout, "route still served");
+                compio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(begun.elapsed() >= Duration::from_millis(100));
+        });
+        server.stop().unwrap();
+    }
+}
