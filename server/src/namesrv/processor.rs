@@ -42,6 +42,16 @@ pub fn process(
             request,
             table.topic_list().encode().map_err(|e| e.to_string()),
         ),
+        request_code::GET_TOPICS_BY_CLUSTER => match request.ext("cluster") {
+            Some(cluster) => encoded(
+                request,
+                table
+                    .topics_of_cluster(cluster)
+                    .encode()
+                    .map_err(|e| e.to_string()),
+            ),
+            None => system_error(request, "the request header has no field cluster"),
+        },
         _ => not_supported(request),
     }
 }
@@ -282,6 +292,25 @@ mod tests {
         assert!(json["queueDatas"][0]["perm"].is_number());
         assert!(json["queueDatas"][0]["readQueueNums"].is_number());
         assert!(json["queueDatas"][0]["writeQueueNums"].is_number());
+    }
+
+    #[test]
+    fn topics_by_cluster_lists_the_clusters_topics() {
+        let mut table = RouteTable::new();
+        let bytes = body_with("T").encode().unwrap();
+        process(
+            &mut table,
+            1,
+            &register_request("a", "h:1", 0, bytes, false, 0),
+            0,
+        );
+        let mut ext = ExtFields::new();
+        ext.insert("cluster".to_owned(), "DefaultCluster".to_owned());
+        let request = RemotingCommand::request(request_code::GET_TOPICS_BY_CLUSTER, ext);
+        let response = process(&mut table, 1, &request, 0);
+        assert_eq!(response.code, response_code::SUCCESS);
+        let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(json["topicList"], serde_json::json!(["T"]));
     }
 
     #[test]
