@@ -114,6 +114,10 @@ pub struct BrokerArgs {
     /// Create unknown topics on first send from TBW102 [default: true].
     #[arg(long, value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
+    /// Size of each CommitLog segment file in bytes [default: 1073741824 (1 GiB)].
+    /// Small values are for tests.
+    #[arg(long, value_name = "BYTES")]
+    pub segment_size: Option<u64>,
 }
 
 /// The effective broker configuration.
@@ -328,6 +332,9 @@ impl BrokerConfig {
         }
         if let Some(auto) = args.auto_create_topics {
             self.auto_create_topics = auto;
+        }
+        if let Some(size) = args.segment_size {
+            self.commitlog_segment_size_bytes = size;
         }
     }
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use ringmq_protocol::body::{TopicConfig, TopicConfigSerializeWrapper};
 use ringmq_server::backend::{probe_io_uring, IoUringProbe};
+use ringmq_server::broker::BrokerShared;
 use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer};
+use ringmq_server::inbox::Inboxes;
 use ringmq_server::listener::bind_reuseport_group;
 use ringmq_server::namesrv::{self, NameServerHandle, NamesrvConfig};
 use ringmq_server::registration::{
@@ -15,7 +16,12 @@ use ringmq_server::registration::{
 };
 use ringmq_server::shard::Shards;
 use ringmq_server::shutdown::Shutdown;
+use ringmq_server::topics::{TopicSettings, Topics};
 use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Loop turns a shard keeps polling its inbox after the last cross-shard message before
+/// it parks: short bursts of hops then cost no wake-up (design.md §3).
+const INBOX_SPIN_TURNS: usize = 64;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -54,8 +60,25 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         .context("no listener")?
         .local_addr()
         .context("reading the bound broker address")?;
+    let topics = Topics::open(
+        topic_settings(&config),
+        Some(&config.store_dir.join("config")),
+    )
+    .context("loading the topic table")?;
+    let inboxes = Inboxes::new(config.shards, INBOX_SPIN_TURNS);
+    // Made before the loop runs so that topic changes can ask for a registration at once.
+    let registration_handle = RegistrationHandle::new();
+    let shared = Arc::new(BrokerShared::new(
+        Arc::clone(&config),
+        bound,
+        topics,
+        inboxes,
+        registration_handle.topics_changed_hook(),
+    ));
+    let snapshot_shared = Arc::clone(&shared);
+    let topic_snapshot: TopicSnapshot = Arc::new(move || snapshot_shared.topics.snapshot());
     let shutdown = Shutdown::new(config.shards);
-    let (shards, started) = Shards::start(Arc::clone(&config), listeners, Arc::clone(&shutdown))?;
+    let (shards, started) = Shards::start(shared, listeners, Arc::clone(&shutdown))?;
     for shard in &started {
         eprintln!(
             "shard {} on cpu {}: backend {}",
@@ -63,10 +86,9 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         );
     }
     eprintln!("config: {}", config.describe());
-    let registration_handle = RegistrationHandle::new();
     let registration = Registration::start(
         RegistrationConfig::for_broker(&config, bound, name_servers),
-        interim_topic_snapshot(&config),
+        topic_snapshot,
         &registration_handle,
     )
     .context("starting the name-server registration")?;
@@ -117,18 +139,9 @@ fn run_namesrv(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Until the topic manager registers its table: TBW102 (perm 7, the default queue count)
-/// when auto-creation is on, so producers can create topics through it.
-fn interim_topic_snapshot(config: &BrokerConfig) -> TopicSnapshot {
-    let mut wrapper = TopicConfigSerializeWrapper::default();
-    if config.auto_create_topics {
-        let mut tbw102 = TopicConfig::new("TBW102");
-        tbw102.read_queue_nums = config.default_topic_queue_nums;
-        tbw102.write_queue_nums = config.default_topic_queue_nums;
-        tbw102.perm = 7;
-        wrapper
-            .topic_config_table
-            .insert("TBW102".to_owned(), tbw102);
-    }
-    Arc::new(move || wrapper.clone())
+fn topic_settings(config: &BrokerConfig) -> TopicSettings {
+    let mut settings = TopicSettings::new(&config.cluster_name, &config.broker_name);
+    settings.auto_create_topics = config.auto_create_topics;
+    settings.default_topic_queue_nums = config.default_topic_queue_nums;
+    settings
 }

@@ -17,8 +17,7 @@ use futures_util::future::{select, Either};
 use std::rc::Rc;
 
 use crate::backend::describe_driver;
-use crate::broker::BrokerShard;
-use crate::config::BrokerConfig;
+use crate::broker::{BrokerShard, BrokerShared};
 use crate::connection::serve;
 use crate::shutdown::Shutdown;
 
@@ -50,6 +49,11 @@ pub enum ShardError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Open {
+        #[from]
+        source: crate::broker::ShardOpenError,
+    },
     #[error("shard {shard_id} stopped before reporting that it started")]
     Vanished { shard_id: usize },
 }
@@ -63,7 +67,7 @@ pub struct Shards {
 impl Shards {
     /// Starts one thread per listener and waits until each runtime is built.
     pub fn start(
-        config: Arc<BrokerConfig>,
+        shared: Arc<BrokerShared>,
         listeners: Vec<StdTcpListener>,
         shutdown: Arc<Shutdown>,
     ) -> Result<(Shards, Vec<ShardStarted>), ShardError> {
@@ -76,10 +80,10 @@ impl Shards {
             let cpu = shard_id % cores;
             let started_tx = started_tx.clone();
             let shutdown = Arc::clone(&shutdown);
-            let config = Arc::clone(&config);
+            let shared = Arc::clone(&shared);
             let thread = std::thread::Builder::new()
                 .name(format!("ringmq-shard-{shard_id}"))
-                .spawn(move || run_shard(shard_id, cpu, config, listener, shutdown, started_tx))
+                .spawn(move || run_shard(shard_id, cpu, shared, listener, shutdown, started_tx))
                 .map_err(|source| ShardError::Spawn { shard_id, source })?;
             threads.push(thread);
         }
@@ -125,7 +129,7 @@ impl Shards {
 fn run_shard(
     shard_id: usize,
     cpu: usize,
-    config: Arc<BrokerConfig>,
+    shared: Arc<BrokerShared>,
     listener: StdTcpListener,
     shutdown: Arc<Shutdown>,
     started: mpsc::Sender<ShardStarted>,
@@ -135,24 +139,38 @@ fn run_shard(
         .build()
         .map_err(|source| ShardError::Runtime { shard_id, source })?;
     let driver = describe_driver(runtime.driver_type());
-    // The receiver only goes away if start-up already failed elsewhere; nothing to do then.
-    let _ = started.send(ShardStarted {
+    let report = ShardStarted {
         shard_id,
         driver,
         cpu,
-    });
-    runtime.block_on(shard_main(shard_id, config, listener, shutdown))
+    };
+    runtime.block_on(shard_main(shared, listener, shutdown, report, started))
 }
 
 async fn shard_main(
-    shard_id: usize,
-    config: Arc<BrokerConfig>,
+    shared: Arc<BrokerShared>,
     listener: StdTcpListener,
     shutdown: Arc<Shutdown>,
+    report: ShardStarted,
+    started: mpsc::Sender<ShardStarted>,
 ) -> Result<(), ShardError> {
+    let shard_id = report.shard_id;
     let listener = compio::net::TcpListener::from_std(listener)
         .map_err(|source| ShardError::Listener { shard_id, source })?;
-    let service = Rc::new(BrokerShard { shard_id, config });
+    let service = BrokerShard::open(shard_id, Arc::clone(&shared))
+        .await
+        .map_err(|source| ShardError::Open { source })?;
+    // Reported only once the store is recovered: the broker announces its port after this.
+    // The receiver only goes away if start-up already failed elsewhere; nothing to do then.
+    let _ = started.send(report);
+    let inboxes = shared.inboxes.clone();
+    let receiver_context = Rc::clone(&service);
+    compio::runtime::spawn(async move {
+        if let Err(error) = inboxes.receive(shard_id, receiver_context).await {
+            tracing::error!(shard_id, %error, "inbox receiver stopped");
+        }
+    })
+    .detach();
     loop {
         let accept = std::pin::pin!(listener.accept());
         let stop = shutdown.wait(shard_id);
@@ -170,5 +188,8 @@ async fn shard_main(
         }
     }
     tracing::info!(shard_id, "shard stopped accepting");
+    service.shut_down().await;
+    // Let the answers to the pulls released above reach their sockets.
+    compio::time::sleep(std::time::Duration::from_millis(100)).await;
     Ok(())
 }

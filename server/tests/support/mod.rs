@@ -33,6 +33,8 @@ impl Broker {
     pub fn start_on_store(store: tempfile::TempDir, extra_args: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq-server"))
             .args(["--listen", "127.0.0.1:0", "--namesrv-listen", "127.0.0.1:0"])
+            // Small segments: tests must not preallocate a GiB per shard.
+            .args(["--segment-size", "16777216"])
             .arg("--store")
             .arg(store.path())
             .args(extra_args)
