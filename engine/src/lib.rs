@@ -1,6 +1,14 @@
-//! ringmq's store, driven by the server's shards (design.md §4, §5, §8, §11).
-//! No sockets here: CommitLog, ConsumeQueue, consumer offsets, recovery, the disk
-//! guard and the page-cache estimator. Being written under issue 3.
+//! ringmq's store, driven by the server's shards (design.md §4, §5, §8, §11). No sockets.
+//!
+//! - [`store`]: the facade a shard owns: `open` (with recovery), `put`/`put_batch`,
+//!   `get_messages` (PULL), offsets, timestamp search, `read_record_at`, flush and close.
+//! - [`commitlog`]: the shard's segmented append-only log, its group writes, flush policies
+//!   and checkpoint.
+//! - [`recovery`]: the scan that finds where the log's valid records end after a crash.
+//! - [`consumequeue`]: per-(topic, queue) index of 20-byte entries, tag filter, time search.
+//! - [`offsets`]: consumer offsets, persisted crash-safely.
+//! - [`disk_guard`], [`page_cache`]: the free-space limit and the hot/cold estimator.
+//! - [`error`], [`signal`]: the store's error type and its task wake-ups.
 
 pub mod commitlog;
 pub mod consumequeue;

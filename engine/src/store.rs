@@ -166,6 +166,36 @@ pub struct PutResult {
     pub size_bytes: u32,
 }
 
+/// Messages appended by [`Store::append`]: their offsets are fixed; their group may not be
+/// written yet.
+#[derive(Debug)]
+#[must_use = "the offsets are known, but the messages are not yet durable or readable"]
+pub struct AppendTicket {
+    store: Store,
+    group_seq: u64,
+    results: Vec<PutResult>,
+}
+
+impl AppendTicket {
+    /// Where each message was placed, in the order given.
+    pub fn results(&self) -> &[PutResult] {
+        &self.results
+    }
+
+    /// Waits until the messages are written (`Async`) or durable (`Sync`), and readable.
+    pub async fn wait(self) -> Result<Vec<PutResult>, StoreError> {
+        if self.group_seq > 0 {
+            self.store
+                .inner
+                .progress
+                .wait_for(self.group_seq)
+                .await
+                .map_err(|source| StoreError::LogFailed { source })?;
+        }
+        Ok(self.results)
+    }
+}
+
 /// A message became readable: long polls on `(topic, queue_id)` may be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arrival {
@@ -528,9 +558,23 @@ impl Store {
     /// Appends messages as one contiguous run (all or none are appended); resolves like
     /// [`Store::put`] for all of them.
     pub async fn put_batch(&self, msgs: Vec<PutMessage>) -> Result<Vec<PutResult>, StoreError> {
+        self.append(msgs).await?.wait().await
+    }
+
+    /// Appends messages as one contiguous run (all or none) and returns as soon as their
+    /// offsets and store timestamp are assigned and their bytes are in the append buffer,
+    /// before they are written: the SEND path of a producer that does not wait
+    /// (`WAIT=false`) answers from [`AppendTicket::results`]. It waits only while the queue's
+    /// ConsumeQueue is opened on first use or while the append buffer is over its bound.
+    /// The messages are written whether or not the ticket is awaited.
+    pub async fn append(&self, msgs: Vec<PutMessage>) -> Result<AppendTicket, StoreError> {
         let inner = &self.inner;
         if msgs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(AppendTicket {
+                store: self.clone(),
+                group_seq: 0,
+                results: Vec::new(),
+            });
         }
         // Bound the append buffer: wait for the writer to catch up.
         while inner.log.pending_bytes() > inner.config.max_pending_bytes {
@@ -623,12 +667,11 @@ impl Store {
             });
         }
         inner.writer_wake.notify();
-        inner
-            .progress
-            .wait_for(group_seq)
-            .await
-            .map_err(|source| StoreError::LogFailed { source })?;
-        Ok(results)
+        Ok(AppendTicket {
+            store: self.clone(),
+            group_seq,
+            results,
+        })
     }
 
     /// Reads up to `max_msgs` messages (and `max_bytes`) of `(topic, queue_id)` from

@@ -512,3 +512,30 @@ fn a_pull_of_an_interleaved_queue_returns_only_its_own_records() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn append_returns_the_offsets_before_the_messages_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let store = Store::open(dir.path(), 0, config(FlushPolicy::Sync))
+            .await
+            .unwrap();
+        store.put(msg("T", 0, b"first", None)).await.unwrap();
+        let ticket = store
+            .append(vec![msg("T", 0, b"a", None), msg("T", 0, b"b", None)])
+            .await
+            .unwrap();
+        let offsets: Vec<i64> = ticket.results().iter().map(|r| r.queue_offset).collect();
+        assert_eq!(offsets, vec![1, 2]);
+        assert_eq!(
+            store.max_offset("T", 0),
+            1,
+            "not readable before its group is synced"
+        );
+        let results = ticket.wait().await.unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(store.max_offset("T", 0), 3);
+        assert!(store.stats().durable_end >= store.max_physical_offset() as u64);
+        store.close().await.unwrap();
+    });
+}
