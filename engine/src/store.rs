@@ -771,7 +771,9 @@ impl Store {
     }
 
     /// Registers a listener called (on the shard thread, by the writer) for every message
-    /// that becomes readable. Without one, arrivals collect for [`Store::drain_arrivals`].
+    /// that becomes readable. Without one, arrivals collect for [`Store::drain_arrivals`]
+    /// (at most [`MAX_UNDRAINED_ARRIVALS`]; later ones are dropped until drained). The
+    /// listener must not call `set_arrival_listener`.
     pub fn set_arrival_listener(&self, listener: impl FnMut(&Arrival) + 'static) {
         *self.inner.listener.borrow_mut() = Some(Box::new(listener));
     }
@@ -1109,7 +1111,12 @@ impl Inner {
             };
             match listener.as_mut() {
                 Some(listener) => listener(&arrival),
-                None => self.arrivals.borrow_mut().push(arrival),
+                None => {
+                    let mut arrivals = self.arrivals.borrow_mut();
+                    if arrivals.len() < MAX_UNDRAINED_ARRIVALS {
+                        arrivals.push(arrival);
+                    }
+                }
             }
         }
     }
@@ -1443,6 +1450,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// Arrivals kept for [`Store::drain_arrivals`] when no listener is set.
+pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
 
 /// Largest gap between two records of a pull that one positional read still spans.
 const MAX_READ_GAP_BYTES: i64 = 16 * 1024;

@@ -272,6 +272,15 @@ fn sync_flush_acknowledged_messages_survive_sigkill() {
 }
 
 #[test]
+fn a_store_recovered_after_a_kill_survives_the_next_kill_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acks = run_child_and_kill(dir.path(), "sync", 200);
+    // The second child recovers the killed store, appends more and is killed in turn.
+    acks.extend(run_child_and_kill(dir.path(), "sync", 200));
+    reopen_and_check(dir.path(), FlushPolicy::Sync, &acks);
+}
+
+#[test]
 fn async_flush_acknowledged_messages_survive_a_process_kill() {
     let dir = tempfile::tempdir().unwrap();
     let acks = run_child_and_kill(dir.path(), "async", 2000);
