@@ -204,6 +204,10 @@ impl BrokerShard {
             }
         });
         compio::runtime::spawn(expiry_loop(Rc::downgrade(&shard))).detach();
+        if shard_id == 0 {
+            // Control plane: one shard scans group membership for the whole broker.
+            compio::runtime::spawn(member_expiry_loop(Rc::downgrade(&shard))).detach();
+        }
         compio::runtime::spawn(offsets_loop(Rc::downgrade(&shard))).detach();
         Ok(shard)
     }
@@ -302,6 +306,18 @@ impl BrokerShard {
             .borrow_mut()
             .entry(connection.id)
             .or_insert_with(|| Rc::downgrade(connection));
+    }
+
+    /// Closes connection `connection_id` of this shard if it is still open.
+    pub fn close_connection(&self, connection_id: u64) {
+        let connection = self
+            .connections
+            .borrow()
+            .get(&connection_id)
+            .and_then(Weak::upgrade);
+        if let Some(connection) = connection {
+            connection.close();
+        }
     }
 
     fn notify_local(&self, connection_id: u64, group: &str) {
@@ -415,6 +431,34 @@ async fn expiry_loop(shard: Weak<BrokerShard>) {
         let expired = this.held.borrow_mut().expire(now_ms());
         for waiter in expired {
             let _ = waiter.send(());
+        }
+    }
+}
+
+/// How often group members are checked for silence (RocketMQ's ClientHousekeepingService).
+const MEMBER_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Removes group members silent for 120 s, notifies the rest of their groups and closes
+/// their connections (protocol.md §7.3).
+async fn member_expiry_loop(shard: Weak<BrokerShard>) {
+    loop {
+        compio::time::sleep(MEMBER_SCAN_INTERVAL).await;
+        let Some(this) = shard.upgrade() else { return };
+        let expired = this
+            .shared
+            .groups
+            .expire(now_ms(), crate::groups::CHANNEL_EXPIRED_TIMEOUT_MS);
+        for connection in expired.connections {
+            let job: crate::inbox::ShardJob<BrokerShard> =
+                Box::new(move |owner: &Rc<BrokerShard>| {
+                    owner.close_connection(connection.connection_id)
+                });
+            if let Err(error) = this.shared.inboxes.post(connection.shard_id, job).await {
+                tracing::warn!(%error, "cannot close an expired connection");
+            }
+        }
+        if !expired.notify.is_empty() {
+            notify_consumer_ids_changed(Arc::clone(&this.shared), expired.notify).await;
         }
     }
 }

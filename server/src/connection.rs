@@ -155,7 +155,9 @@ impl Connection {
             || self.outbox_bytes.get() >= MAX_OUTBOX_BYTES
     }
 
-    fn close(&self) {
+    /// Closes the connection from our side (e.g. a group member silent for too long): the
+    /// reader stops, queued responses are dropped, the socket closes.
+    pub fn close(&self) {
         self.closed.set(true);
         self.outbox.borrow_mut().clear();
         self.outbox_bytes.set(0);

@@ -384,3 +384,51 @@ fn nothing_within(client: &mut TestClient, window: Duration) -> bool {
         .unwrap();
     got.is_none()
 }
+
+#[test]
+fn consume_stats_report_broker_and_consumer_offsets_per_queue() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    for i in 0..3 {
+        send(&mut client, "StatsTopic", 0, "t", &format!("s{i}"));
+    }
+    let response = client.call(request(
+        request_code::UPDATE_CONSUMER_OFFSET,
+        &[
+            ("consumerGroup", "SG"),
+            ("topic", "StatsTopic"),
+            ("queueId", "0"),
+            ("commitOffset", "1"),
+        ],
+    ));
+    assert_eq!(response.code, response_code::SUCCESS);
+    let response = client.call(request(
+        request_code::GET_CONSUME_STATS,
+        &[("consumerGroup", "SG")],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    // mqadmin reads the fastjson object-keyed form.
+    let text = String::from_utf8(response.body.to_vec()).unwrap();
+    assert!(
+        text.contains("\"offsetTable\":{{"),
+        "not object-keyed: {text}"
+    );
+    let stats = <ringmq_protocol::body::ConsumeStats as ringmq_protocol::body::JsonBody>::decode(
+        &response.body,
+    )
+    .unwrap();
+    let queue0 = stats
+        .offset_table
+        .iter()
+        .find(|(mq, _)| mq.topic == "StatsTopic" && mq.queue_id == 0)
+        .map(|(_, offsets)| *offsets)
+        .expect("queue 0 of StatsTopic");
+    assert_eq!(queue0.broker_offset, 3);
+    assert_eq!(queue0.consumer_offset, 1);
+    assert_eq!(stats.total_diff(), 2);
+}

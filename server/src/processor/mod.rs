@@ -8,6 +8,7 @@ mod message;
 mod offset;
 mod pull;
 mod send;
+mod stats;
 
 use std::rc::Rc;
 
@@ -54,6 +55,7 @@ pub async fn dispatch(
         request_code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, &request),
         request_code::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, &request),
         request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request),
+        request_code::GET_CONSUME_STATS => stats::consume_stats(shard, &request).await,
         _ => not_supported(&request),
     };
     Some(Response::Command(response))
