@@ -12,6 +12,7 @@
 
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -40,6 +41,8 @@ struct Inbox<C> {
 /// The inboxes of every shard; cheap to clone (one `Arc`).
 pub struct Inboxes<C> {
     inboxes: Arc<Vec<Inbox<C>>>,
+    /// Jobs posted since start: the cross-shard hops benchmarks report beside latencies.
+    hops: Arc<AtomicU64>,
     spin_turns: usize,
 }
 
@@ -47,6 +50,7 @@ impl<C> Clone for Inboxes<C> {
     fn clone(&self) -> Self {
         Inboxes {
             inboxes: Arc::clone(&self.inboxes),
+            hops: Arc::clone(&self.hops),
             spin_turns: self.spin_turns,
         }
     }
@@ -74,8 +78,14 @@ impl<C: 'static> Inboxes<C> {
                     })
                     .collect(),
             ),
+            hops: Arc::new(AtomicU64::new(0)),
             spin_turns,
         }
+    }
+
+    /// Cross-shard jobs posted since start.
+    pub fn hops(&self) -> u64 {
+        self.hops.load(Ordering::Relaxed)
     }
 
     pub fn shards(&self) -> usize {
@@ -97,6 +107,7 @@ impl<C: 'static> Inboxes<C> {
         loop {
             match inbox.queue.push(job) {
                 Ok(()) => {
+                    self.hops.fetch_add(1, Ordering::Relaxed);
                     inbox.waker.wake();
                     return Ok(());
                 }

@@ -128,6 +128,8 @@ pub fn runtime_info(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> Remot
     set("pageCacheLockTimeMills", "0".to_owned());
     set("brokerActive", "true".to_owned());
     set("shards", shared.inboxes.shards().to_string());
+    // Requests served by another shard than the one holding the connection, since start.
+    set("crossShardHops", shared.inboxes.hops().to_string());
     let body = KvTable { table };
     match body.encode() {
         Ok(bytes) => success(request).with_body(bytes),
