@@ -4,6 +4,7 @@
 //!   `get_messages` (PULL), offsets, timestamp search, `read_record_at`, flush and close.
 //! - [`commitlog`]: the shard's segmented append-only log, its group writes, flush policies
 //!   and checkpoint.
+//! - [`pull`]: PULL statuses, per-pull limits and the read plan.
 //! - [`recovery`]: the scan that finds where the log's valid records end after a crash.
 //! - [`consumequeue`]: per-(topic, queue) index of 20-byte entries, tag filter, time search.
 //! - [`offsets`]: consumer offsets, persisted crash-safely.
@@ -16,6 +17,8 @@ pub mod disk_guard;
 pub mod error;
 pub mod offsets;
 pub mod page_cache;
+pub mod pull;
+mod queues;
 pub mod recovery;
 pub mod signal;
 pub mod store;

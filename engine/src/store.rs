@@ -28,7 +28,6 @@
 //! background flush are (all of them after a mere process kill, as the page cache survives).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -43,42 +42,20 @@ use ringmq_protocol::message::{
 
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
 use crate::commitlog::{
-    split_physical, to_physical, CommitLog, Segment, DEFAULT_SEGMENT_SIZE_BYTES,
-    MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
+    to_physical, CommitLog, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
+    MIN_SEGMENT_SIZE_BYTES,
 };
 use crate::consumequeue::{
-    Appended, Boundary, ConsumeQueue, CqEntry, CqError, SearchError, TagFilter,
-    DEFAULT_ENTRIES_PER_FILE,
+    Boundary, CqEntry, CqError, SearchError, TagFilter, DEFAULT_ENTRIES_PER_FILE,
 };
 use crate::disk_guard::{DiskGuard, DiskGuardConfig, DiskGuardError};
 use crate::error::StoreError;
 use crate::page_cache::{Estimator, Temperature, DEFAULT_RATIO_PERCENT};
-use crate::recovery::{LogScanner, ScannedRecord};
+use crate::pull::plan_reads;
+pub use crate::pull::{FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits};
+use crate::queues::{QueueSlot, QueueTable};
+use crate::recovery::LogScanner;
 use crate::signal::{GroupProgress, Notify};
-
-/// Per-pull limits of protocol.md §4.3 (RocketMQ's MessageStoreConfig defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransferLimits {
-    /// Messages per pull while the data is in memory (32).
-    pub max_count_in_memory: u32,
-    /// Bytes per pull while the data is in memory (256 KiB).
-    pub max_bytes_in_memory: u64,
-    /// Messages per pull from disk (8).
-    pub max_count_on_disk: u32,
-    /// Bytes per pull from disk (64 KiB).
-    pub max_bytes_on_disk: u64,
-}
-
-impl Default for TransferLimits {
-    fn default() -> Self {
-        TransferLimits {
-            max_count_in_memory: 32,
-            max_bytes_in_memory: 256 * 1024,
-            max_count_on_disk: 8,
-            max_bytes_on_disk: 64 * 1024,
-        }
-    }
-}
 
 /// Configuration of a shard's store; [`StoreConfig::default`] holds the defaults.
 #[derive(Debug, Clone)]
@@ -209,97 +186,6 @@ pub struct Arrival {
     pub tags_code: i64,
 }
 
-/// RocketMQ's `GetMessageStatus` (protocol.md §2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GetMessageStatus {
-    /// Messages found.
-    Found,
-    /// Entries scanned, none matched the filter.
-    NoMatchedMessage,
-    /// The CommitLog data of the matched entries is gone.
-    MessageWasRemoving,
-    /// The queue's file for the offset is missing.
-    OffsetFoundNull,
-    /// offset == max offset: nothing new.
-    OffsetOverflowOne,
-    /// offset > max offset.
-    OffsetOverflowBadly,
-    /// offset < min offset.
-    OffsetTooSmall,
-    /// The queue is unknown.
-    NoMatchedLogicQueue,
-    /// The queue is empty (max offset 0).
-    NoMessageInQueue,
-}
-
-impl GetMessageStatus {
-    /// The Java enum name (sent as the response remark).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GetMessageStatus::Found => "FOUND",
-            GetMessageStatus::NoMatchedMessage => "NO_MATCHED_MESSAGE",
-            GetMessageStatus::MessageWasRemoving => "MESSAGE_WAS_REMOVING",
-            GetMessageStatus::OffsetFoundNull => "OFFSET_FOUND_NULL",
-            GetMessageStatus::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
-            GetMessageStatus::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
-            GetMessageStatus::OffsetTooSmall => "OFFSET_TOO_SMALL",
-            GetMessageStatus::NoMatchedLogicQueue => "NO_MATCHED_LOGIC_QUEUE",
-            GetMessageStatus::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
-        }
-    }
-}
-
-/// One message of a pull result: where its bytes are in [`GetMessageResult::data`] and on
-/// disk (for sendfile/splice).
-#[derive(Debug, Clone)]
-pub struct FoundMessage {
-    /// Logical offset in the queue.
-    pub queue_offset: i64,
-    /// Physical offset.
-    pub physical_offset: i64,
-    /// Tags code from the ConsumeQueue entry.
-    pub tags_code: i64,
-    /// The segment file holding it.
-    pub segment: Rc<Segment>,
-    /// Byte position of the record in the segment file.
-    pub pos_in_file: u64,
-    /// The record's bytes within `data`.
-    pub data_range: std::ops::Range<usize>,
-}
-
-/// What [`Store::get_messages`] found.
-#[derive(Debug, Clone)]
-pub struct GetMessageResult {
-    /// Status (maps to the PULL response code).
-    pub status: GetMessageStatus,
-    /// Offset the consumer should ask for next.
-    pub next_begin_offset: i64,
-    /// The queue's min offset.
-    pub min_offset: i64,
-    /// The queue's max offset.
-    pub max_offset: i64,
-    /// The consumer lags so far (or the data is so cold) that a slave should serve it.
-    pub suggest_pulling_from_slave: bool,
-    /// The stored records, concatenated exactly as on disk (the PULL body).
-    pub data: Bytes,
-    /// Each record: its queue offset and where its bytes are.
-    pub messages: Vec<FoundMessage>,
-}
-
-impl GetMessageResult {
-    fn empty(status: GetMessageStatus, next: i64, min: i64, max: i64) -> Self {
-        GetMessageResult {
-            status,
-            next_begin_offset: next,
-            min_offset: min,
-            max_offset: max,
-            suggest_pulling_from_slave: false,
-            data: Bytes::new(),
-            messages: Vec::new(),
-        }
-    }
-}
-
 /// Counters for tests, metrics and the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
@@ -315,22 +201,6 @@ pub struct StoreStats {
     pub dispatched_end: u64,
 }
 
-/// One ConsumeQueue and the offsets the shard tracks for it.
-#[derive(Debug)]
-struct QueueSlot {
-    topic: Rc<str>,
-    queue_id: i32,
-    /// Async lock: the queue's writes hold `&mut` across awaits.
-    cq: Mutex<ConsumeQueue>,
-    /// Next queue offset to assign (≥ `max_offset`: assigned, maybe not yet dispatched).
-    next_offset: Cell<i64>,
-    /// Readable max offset (dispatched).
-    max_offset: Cell<i64>,
-    min_offset: Cell<i64>,
-    /// Touched since the last checkpoint.
-    dirty: Cell<bool>,
-}
-
 #[derive(Debug)]
 struct Dispatch {
     slot: Rc<QueueSlot>,
@@ -339,18 +209,12 @@ struct Dispatch {
 }
 
 type ArrivalListener = Box<dyn FnMut(&Arrival)>;
-/// Which queues this shard adopts at open: `(topic, queue_id) → owned?`.
-type Placement = Box<dyn Fn(&str, i32) -> bool>;
-/// Queues by topic, then queue id.
-type QueueMap = HashMap<Rc<str>, HashMap<i32, Rc<QueueSlot>>>;
-
 struct Inner {
     root: PathBuf,
     shard_id: u8,
     config: StoreConfig,
-    owns_queue: Placement,
     log: CommitLog,
-    queues: RefCell<QueueMap>,
+    queues: QueueTable,
     /// Dispatch entries of the group now collecting appends, in log order.
     pending_dispatch: RefCell<Vec<Dispatch>>,
     writer_wake: Notify,
@@ -390,18 +254,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Topics name directories: only RocketMQ's topic characters are accepted.
-fn valid_queue(topic: &str, queue_id: i32) -> bool {
-    !topic.is_empty()
-        && topic.len() <= 255
-        && topic != "."
-        && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%' | b'|' | b'.'))
-        && queue_id >= 0
 }
 
 fn validate(config: &StoreConfig, shard_id: u8) -> Result<(), StoreError> {
@@ -479,28 +331,51 @@ impl Store {
         let estimator = Estimator::new(total_ram_bytes, config.page_cache_ratio_percent)
             .with_kernel_probe(config.ask_kernel_page_cache);
         let disk_guard = DiskGuard::new(root.clone(), config.disk_guard);
-        // The log is replaced by the recovered one below; until then it only holds the
-        // configuration the queue helpers need.
-        let placeholder = CommitLog::from_recovered(
+        let queues = QueueTable::new(
+            root.clone(),
             shard_id,
-            log_dir.clone(),
-            config.segment_size_bytes,
-            Default::default(),
-            0,
+            config.cq_entries_per_file,
+            Box::new(owns_queue),
         );
-        let mut inner = Inner {
+        queues.open_existing().await?;
+        let mut redispatched = 0u64;
+        while let Some(batch) = scanner.next_batch().await? {
+            for record in &batch {
+                redispatched += u64::from(queues.redispatch(record).await?);
+            }
+        }
+        let recovered = scanner.finish().await?;
+        let end = recovered.end;
+        queues.truncate_at(end).await?;
+        tracing::info!(
+            shard = shard_id,
+            scan_start = recovered.scan_start,
+            end,
+            redispatched,
+            stop = ?recovered.stop,
+            "commit log recovered"
+        );
+        queues.sync_all().await?;
+        write_checkpoint(&log_dir, end).await?;
+        let log = CommitLog::from_recovered(
+            shard_id,
+            log_dir,
+            config.segment_size_bytes,
+            recovered.segments,
+            end,
+        );
+        let inner = Inner {
             root,
             shard_id,
             config,
-            owns_queue: Box::new(owns_queue),
-            log: placeholder,
-            queues: RefCell::new(HashMap::new()),
+            log,
+            queues,
             pending_dispatch: RefCell::new(Vec::new()),
             writer_wake: Notify::default(),
             flusher_wake: Notify::default(),
             progress: GroupProgress::default(),
-            dispatched_end: Cell::new(0),
-            checkpointed: Cell::new(0),
+            dispatched_end: Cell::new(end),
+            checkpointed: Cell::new(end),
             checkpoint_lock: Mutex::new(()),
             dirty_slots: RefCell::new(Vec::new()),
             arrivals: RefCell::new(Vec::new()),
@@ -510,35 +385,6 @@ impl Store {
             closing: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
         };
-        inner.open_existing_queues().await?;
-        let mut redispatched = 0u64;
-        while let Some(batch) = scanner.next_batch().await? {
-            for record in &batch {
-                redispatched += u64::from(inner.redispatch(record).await?);
-            }
-        }
-        let recovered = scanner.finish().await?;
-        let end = recovered.end;
-        inner.truncate_queues_at(end).await?;
-        tracing::info!(
-            shard = shard_id,
-            scan_start = recovered.scan_start,
-            end,
-            redispatched,
-            stop = ?recovered.stop,
-            "commit log recovered"
-        );
-        inner.log = CommitLog::from_recovered(
-            shard_id,
-            log_dir.clone(),
-            inner.config.segment_size_bytes,
-            recovered.segments,
-            end,
-        );
-        inner.dispatched_end.set(end);
-        inner.sync_all_queues().await?;
-        write_checkpoint(&log_dir, end).await?;
-        inner.checkpointed.set(end);
         inner.update_store_bytes();
 
         let inner = Rc::new(inner);
@@ -590,7 +436,7 @@ impl Store {
         }
         let mut slots = Vec::with_capacity(msgs.len());
         for msg in &msgs {
-            slots.push(inner.slot(&msg.topic, msg.queue_id).await?);
+            slots.push(inner.queues.slot(&msg.topic, msg.queue_id).await?);
         }
         // From here to the end of the appends nothing awaits: the order is fixed now.
         if inner.closing.get() {
@@ -694,14 +540,16 @@ impl Store {
     /// The queue's max offset (next offset to be written and readable); 0 if unknown.
     pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.inner
-            .existing_slot(topic, queue_id)
+            .queues
+            .existing(topic, queue_id)
             .map_or(0, |s| s.max_offset.get())
     }
 
     /// The queue's min offset; 0 if unknown.
     pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.inner
-            .existing_slot(topic, queue_id)
+            .queues
+            .existing(topic, queue_id)
             .map_or(0, |s| s.min_offset.get())
     }
 
@@ -713,7 +561,7 @@ impl Store {
         timestamp_ms: i64,
         boundary: Boundary,
     ) -> Result<i64, StoreError> {
-        let Some(slot) = self.inner.existing_slot(topic, queue_id) else {
+        let Some(slot) = self.inner.queues.existing(topic, queue_id) else {
             return Ok(0);
         };
         let cq = slot.cq.lock().await;
@@ -735,7 +583,7 @@ impl Store {
         topic: &str,
         queue_id: i32,
     ) -> Result<i64, StoreError> {
-        let Some(slot) = self.inner.existing_slot(topic, queue_id) else {
+        let Some(slot) = self.inner.queues.existing(topic, queue_id) else {
             return Ok(-1);
         };
         let read = {
@@ -785,13 +633,7 @@ impl Store {
 
     /// Every queue this store holds.
     pub fn queues(&self) -> Vec<(String, i32)> {
-        let queues = self.inner.queues.borrow();
-        let mut out: Vec<(String, i32)> = queues
-            .iter()
-            .flat_map(|(topic, ids)| ids.keys().map(move |id| (topic.to_string(), *id)))
-            .collect();
-        out.sort();
-        out
+        self.inner.queues.list()
     }
 
     /// Replaces the disk guard's limits (applied at the next append).
@@ -854,180 +696,7 @@ impl Store {
     }
 }
 
-impl QueueSlot {
-    fn error(&self, source: CqError) -> StoreError {
-        StoreError::ConsumeQueue {
-            topic: self.topic.to_string(),
-            queue_id: self.queue_id,
-            source,
-        }
-    }
-}
-
 impl Inner {
-    fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
-        self.root
-            .join("consumequeue")
-            .join(topic)
-            .join(queue_id.to_string())
-    }
-
-    fn existing_slot(&self, topic: &str, queue_id: i32) -> Option<Rc<QueueSlot>> {
-        self.queues.borrow().get(topic)?.get(&queue_id).cloned()
-    }
-
-    /// The queue's slot, opening (creating) its ConsumeQueue on first use.
-    async fn slot(&self, topic: &str, queue_id: i32) -> Result<Rc<QueueSlot>, StoreError> {
-        if let Some(slot) = self.existing_slot(topic, queue_id) {
-            return Ok(slot);
-        }
-        if !valid_queue(topic, queue_id) {
-            return Err(StoreError::InvalidQueue {
-                topic: topic.to_owned(),
-                queue_id,
-            });
-        }
-        let cq = ConsumeQueue::open(
-            self.queue_dir(topic, queue_id),
-            self.config.cq_entries_per_file,
-        )
-        .await
-        .map_err(|source| StoreError::ConsumeQueue {
-            topic: topic.to_owned(),
-            queue_id,
-            source,
-        })?;
-        // Another task may have opened it while this one waited: keep the first.
-        if let Some(slot) = self.existing_slot(topic, queue_id) {
-            return Ok(slot);
-        }
-        let topic: Rc<str> = Rc::from(topic);
-        let slot = Rc::new(QueueSlot {
-            topic: Rc::clone(&topic),
-            queue_id,
-            next_offset: Cell::new(cq.max_offset()),
-            max_offset: Cell::new(cq.max_offset()),
-            min_offset: Cell::new(cq.min_offset()),
-            cq: Mutex::new(cq),
-            dirty: Cell::new(false),
-        });
-        self.queues
-            .borrow_mut()
-            .entry(topic)
-            .or_default()
-            .insert(queue_id, Rc::clone(&slot));
-        Ok(slot)
-    }
-
-    async fn open_existing_queues(&self) -> Result<(), StoreError> {
-        let dir = self.root.join("consumequeue");
-        let topics = match std::fs::read_dir(&dir) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StoreError::io("list queues", dir)(e)),
-        };
-        let mut found = Vec::new();
-        for topic in topics {
-            let topic = topic.map_err(StoreError::io("list queues", &dir))?;
-            let Some(name) = topic.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let ids = std::fs::read_dir(topic.path())
-                .map_err(StoreError::io("list queues", topic.path()))?;
-            for id in ids {
-                let id = id.map_err(StoreError::io("list queues", topic.path()))?;
-                if let Some(queue_id) = id.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
-                {
-                    if valid_queue(&name, queue_id) && (self.owns_queue)(&name, queue_id) {
-                        found.push((name.clone(), queue_id));
-                    }
-                }
-            }
-        }
-        for (topic, queue_id) in found {
-            self.slot(&topic, queue_id).await?;
-        }
-        Ok(())
-    }
-
-    /// Recovery: re-appends the entry of a scanned record. Returns whether it was new.
-    async fn redispatch(&self, record: &ScannedRecord) -> Result<bool, StoreError> {
-        if sysflag::skipped_by_dispatch(record.sys_flag) {
-            return Ok(false);
-        }
-        if !valid_queue(&record.topic, record.queue_id)
-            || !(self.owns_queue)(&record.topic, record.queue_id)
-        {
-            tracing::warn!(topic = %record.topic, queue_id = record.queue_id, "recovered record of a queue not placed on this shard; not dispatched");
-            return Ok(false);
-        }
-        let slot = self.slot(&record.topic, record.queue_id).await?;
-        let entry = CqEntry {
-            physical_offset: record.physical_offset,
-            size: i32::try_from(record.size_bytes).unwrap_or(i32::MAX),
-            tags_code: record.tags_code,
-        };
-        let mut cq = slot.cq.lock().await;
-        let appended = match cq.append(record.queue_offset, entry) {
-            Err(CqError::Gap { .. }) if cq.min_offset() == cq.max_offset() => {
-                // The queue's files are gone but the log still holds its messages.
-                cq.reset_to(record.queue_offset)
-                    .await
-                    .map_err(|e| slot.error(e))?;
-                cq.append(record.queue_offset, entry)
-            }
-            other => other,
-        }
-        .map_err(|e| slot.error(e))?;
-        slot.max_offset.set(cq.max_offset());
-        slot.next_offset.set(cq.max_offset());
-        slot.min_offset.set(cq.min_offset());
-        slot.dirty.set(true);
-        Ok(appended == Appended::New)
-    }
-
-    async fn truncate_queues_at(&self, log_end: u64) -> Result<(), StoreError> {
-        let cut = to_physical(self.shard_id, log_end).ok_or(StoreError::LogFull {
-            shard_id: self.shard_id,
-        })?;
-        for slot in self.all_slots() {
-            let mut cq = slot.cq.lock().await;
-            let dropped = cq
-                .truncate_from_physical(cut)
-                .await
-                .map_err(|e| slot.error(e))?;
-            if dropped > 0 {
-                tracing::warn!(topic = %slot.topic, queue_id = slot.queue_id, dropped, "consume queue pointed past the log; truncated");
-            }
-            slot.max_offset.set(cq.max_offset());
-            slot.next_offset.set(cq.max_offset());
-            slot.min_offset.set(cq.min_offset());
-        }
-        Ok(())
-    }
-
-    fn all_slots(&self) -> Vec<Rc<QueueSlot>> {
-        self.queues
-            .borrow()
-            .values()
-            .flat_map(|ids| ids.values().cloned())
-            .collect()
-    }
-
-    async fn sync_all_queues(&self) -> Result<(), StoreError> {
-        for slot in self.all_slots() {
-            slot.cq
-                .lock()
-                .await
-                .sync()
-                .await
-                .map_err(|e| slot.error(e))?;
-            slot.dirty.set(false);
-        }
-        self.dirty_slots.borrow_mut().clear();
-        Ok(())
-    }
-
     fn update_store_bytes(&self) {
         let segments = self.log.segment_count() as u64;
         self.disk_guard
@@ -1243,7 +912,7 @@ impl Inner {
         filter: &TagFilter,
     ) -> Result<GetMessageResult, StoreError> {
         use GetMessageStatus as S;
-        let Some(slot) = self.existing_slot(topic, queue_id) else {
+        let Some(slot) = self.queues.existing(topic, queue_id) else {
             return Ok(GetMessageResult::empty(S::NoMatchedLogicQueue, 0, 0, 0));
         };
         let (min, max) = (slot.min_offset.get(), slot.max_offset.get());
@@ -1296,16 +965,7 @@ impl Inner {
             let in_memory = self
                 .estimator
                 .rule_says_hot(max_phys, entry.physical_offset);
-            let full = count > 0
-                && (count + 1 > u64::from(max_msgs)
-                    || total_bytes + size > max_bytes
-                    || (in_memory
-                        && (total_bytes + size > limits.max_bytes_in_memory
-                            || count > u64::from(limits.max_count_in_memory) - 1))
-                    || (!in_memory
-                        && (total_bytes + size > limits.max_bytes_on_disk
-                            || count > u64::from(limits.max_count_on_disk) - 1)));
-            if full {
+            if limits.batch_is_full(count, total_bytes, size, in_memory, max_msgs, max_bytes) {
                 break;
             }
             let queue_offset = offset + i as i64;
@@ -1337,32 +997,11 @@ impl Inner {
         max_phys: i64,
     ) -> Result<(), StoreError> {
         let visible = self.dispatched_end.get();
-        // Runs of records that are contiguous in one segment: (first index, end index).
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for (i, (_, e)) in selected.iter().enumerate() {
-            // Neighbours in one segment with small gaps (other queues' records) share one
-            // positional read: a pull of an interleaved queue is then one read, not 32.
-            let coalesce = i > 0
-                && selected.get(i - 1).is_some_and(|(_, p)| {
-                    let gap = e.physical_offset - (p.physical_offset + i64::from(p.size));
-                    let run_start = runs
-                        .last()
-                        .and_then(|run| selected.get(run.0))
-                        .map_or(p.physical_offset, |(_, f)| f.physical_offset);
-                    (0..=MAX_READ_GAP_BYTES).contains(&gap)
-                        && e.physical_offset + i64::from(e.size) - run_start
-                            <= MAX_COALESCED_READ_BYTES
-                        && same_segment(
-                            p.physical_offset,
-                            e.physical_offset,
-                            self.config.segment_size_bytes,
-                        )
-                });
-            match runs.last_mut() {
-                Some(run) if coalesce => run.1 = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
+        let entries: Vec<CqEntry> = selected.iter().map(|(_, e)| *e).collect();
+        let runs: Vec<(usize, usize)> = plan_reads(&entries, self.config.segment_size_bytes)
+            .into_iter()
+            .map(|run| (run.start, run.end))
+            .collect();
         let mut located = Vec::with_capacity(runs.len());
         for &(from, to) in &runs {
             let (Some((_, first)), Some((_, last))) = (selected.get(from), selected.get(to - 1))
@@ -1454,11 +1093,6 @@ impl Inner {
 /// Arrivals kept for [`Store::drain_arrivals`] when no listener is set.
 pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
 
-/// Largest gap between two records of a pull that one positional read still spans.
-const MAX_READ_GAP_BYTES: i64 = 16 * 1024;
-/// Largest span of one coalesced positional read.
-const MAX_COALESCED_READ_BYTES: i64 = 1 << 20;
-
 /// Bytes of a record header that always include STORETIMESTAMP (it sits at 56, or at 68
 /// after an IPv6 born host).
 const STORE_TIMESTAMP_HEADER_BYTES: u64 = 76;
@@ -1474,26 +1108,9 @@ fn store_timestamp_of(head: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(head.get(pos..pos + 8)?.try_into().ok()?))
 }
 
-fn same_segment(a: i64, b: i64, segment_size_bytes: u64) -> bool {
-    match (split_physical(a), split_physical(b)) {
-        (Some((_, a)), Some((_, b))) => a / segment_size_bytes == b / segment_size_bytes,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topics_that_could_escape_the_queue_directory_are_refused() {
-        assert!(valid_queue("TopicTest", 0));
-        assert!(valid_queue("%RETRY%group-1", 3));
-        assert!(!valid_queue("", 0));
-        assert!(!valid_queue("..", 0));
-        assert!(!valid_queue("a/b", 0));
-        assert!(!valid_queue("t", -1));
-    }
 
     #[test]
     fn store_timestamp_is_read_at_the_position_the_born_host_implies() {
