@@ -244,3 +244,35 @@ fn a_damaged_checkpoint_falls_back_to_scanning_the_last_segments() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_shard_above_zero_keeps_its_id_in_physical_offsets_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(async {
+        let store = Store::open(dir.path(), 3, config()).await.unwrap();
+        let r = store.put(msg(0, 1)).await.unwrap();
+        store.close().await.unwrap();
+        r
+    });
+    assert_eq!(first.physical_offset >> 56, 3);
+    assert!(dir.path().join("commitlog/3/00000000000000000000").exists());
+    run(async {
+        let store = Store::open(dir.path(), 3, config()).await.unwrap();
+        let bytes = store.read_record_at(first.physical_offset).await.unwrap();
+        assert_eq!(
+            view_record(&bytes).unwrap().physical_offset,
+            first.physical_offset
+        );
+        let second = store.put(msg(0, 2)).await.unwrap();
+        assert_eq!(second.queue_offset, 1);
+        assert_eq!(
+            second.physical_offset,
+            first.physical_offset + i64::from(first.size_bytes)
+        );
+        assert!(store
+            .read_record_at(first.physical_offset & ((1 << 56) - 1))
+            .await
+            .is_err());
+        store.close().await.unwrap();
+    });
+}

@@ -539,3 +539,29 @@ fn append_returns_the_offsets_before_the_messages_are_readable() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn with_async_flush_the_background_task_makes_written_bytes_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let store = Store::open(
+            dir.path(),
+            0,
+            config(FlushPolicy::Async { interval_ms: 20 }),
+        )
+        .await
+        .unwrap();
+        store.put(msg("T", 0, b"a", None)).await.unwrap();
+        let written = store.stats().written_end;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.stats().durable_end < written {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background fdatasync"
+            );
+            compio::runtime::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(store.stats().log_fdatasyncs >= 1);
+        store.close().await.unwrap();
+    });
+}
