@@ -3,7 +3,8 @@
 //! Prints, for one shard on a temp directory:
 //! - append throughput of 1 KiB messages with async flush, beside a plain
 //!   `std::fs::File::write_all` loop writing the same record bytes, and their ratio;
-//! - sync-flush (group commit) throughput with 1, 16 and 256 appends in flight;
+//! - sync-flush (group commit) throughput with 1, 16 and 256 appends in flight, beside a
+//!   `write_all` + `sync_data` per message loop;
 //! - read throughput of 32-message pulls from the page cache.
 //!
 //! Bounded: every phase stops after a fixed count or time, well under a minute in all.
@@ -130,6 +131,27 @@ fn std_write_loop(dir: &std::path::Path, record: &[u8], count: u64) -> Rate {
     }
 }
 
+/// `write_all` + `sync_data` per message: the sync-flush baseline without group commit.
+fn std_write_sync_loop(dir: &std::path::Path, record: &[u8], max_time: Duration) -> Rate {
+    let path = dir.join("std-write-sync");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let start = Instant::now();
+    let mut count = 0;
+    while start.elapsed() < max_time {
+        file.write_all(record).unwrap();
+        file.sync_data().unwrap();
+        count += 1;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    std::fs::remove_file(path).unwrap();
+    Rate {
+        messages: count,
+        bytes: count * record.len() as u64,
+        elapsed,
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported and ignored.
     let base = std::env::var_os("RINGMQ_BENCH_DIR")
@@ -207,6 +229,11 @@ fn main() {
         );
         store.close().await.unwrap();
     });
+    let sync_baseline = std_write_sync_loop(dir.path(), &record, Duration::from_secs(2));
+    println!(
+        "{}",
+        sync_baseline.line("std write_all + fdatasync per message")
+    );
     drop(dir);
 
     // Sync flush: group commit with 1, 16, 256 appends in flight.
