@@ -23,7 +23,7 @@ use ringmq_protocol::body::{
     ClusterInfo, ConsumeStats, ConsumerConnection, JsonBody, KvTable, MessageQueue,
     TopicFilterType, TopicRouteData,
 };
-use ringmq_protocol::codes::request_code;
+use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::{ExtFields, RemotingCommand};
 use ringmq_protocol::ext::CommandHeader;
 use ringmq_protocol::headers::{
@@ -207,7 +207,16 @@ impl Admin {
         };
         let request =
             RemotingCommand::request(request_code::DELETE_TOPIC_IN_NAMESRV, header.to_ext());
-        self.core.routes.namesrv().invoke_all_ok(request).await
+        match self.core.routes.namesrv().invoke_all_ok(request).await {
+            // A name server without the command still drops the route once the brokers
+            // re-register without the topic.
+            Err(ClientError::Broker { code, .. })
+                if code == response_code::REQUEST_CODE_NOT_SUPPORTED =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER.

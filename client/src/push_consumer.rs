@@ -241,7 +241,15 @@ impl PushConsumer {
             subs.insert(topic.to_owned(), Subscription::new(topic, expression));
         }
         if self.inner.started.load(Ordering::Acquire) {
-            self.inner.rebalance_wakeup.notify_one();
+            // The broker must learn the new subscription before pulls can use it (pulls carry
+            // none by default): fetch the route, heartbeat, then rebalance, as Java does.
+            let inner = Arc::clone(&self.inner);
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                let _ = inner.core.routes.fetch(&topic).await;
+                inner.core.heartbeat_all().await;
+                inner.rebalance_wakeup.notify_one();
+            });
         }
         Ok(())
     }
