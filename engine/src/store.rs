@@ -948,7 +948,11 @@ impl Inner {
         let entries = match read.await {
             Ok(entries) => entries,
             Err(CqError::MissingFile { .. }) => {
-                let next = offset + budget;
+                // RocketMQ's `rollNextFile`: continue at the start of the next queue file.
+                let per_file = i64::try_from(self.config.cq_entries_per_file).unwrap_or(i64::MAX);
+                let next = (offset / per_file)
+                    .saturating_add(1)
+                    .saturating_mul(per_file);
                 return Ok(GetMessageResult::empty(S::OffsetFoundNull, next, min, max));
             }
             Err(e) => return Err(slot.error(e)),

@@ -276,3 +276,31 @@ fn a_shard_above_zero_keeps_its_id_in_physical_offsets_across_a_reopen() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_torn_blank_record_ends_the_log_at_the_segment_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = fill(dir.path(), 30);
+    // The blank record closing the segment before the last one (inside the scanned tail).
+    let last_segment = written.last().unwrap().physical_offset as u64 / SEGMENT * SEGMENT;
+    let closing = *written
+        .iter()
+        .rfind(|r| (r.physical_offset as u64) < last_segment)
+        .unwrap();
+    let blank_at = closing.physical_offset + i64::from(closing.size_bytes);
+    forget_checkpoint(dir.path());
+    modify_segment(dir.path(), blank_at, |b| b[..8].fill(0));
+    run(async {
+        let store = Store::open(dir.path(), 0, config()).await.unwrap();
+        assert_eq!(store.max_physical_offset(), blank_at);
+        assert!(
+            !segment_path(dir.path(), last_segment).exists(),
+            "the segment after the cut is deleted"
+        );
+        assert_queues_agree_with_log(&store).await;
+        // Appends resume where the blank record was.
+        let r = store.put(msg(0, 77)).await.unwrap();
+        assert!(r.physical_offset == blank_at || r.physical_offset as u64 == last_segment);
+        store.close().await.unwrap();
+    });
+}
