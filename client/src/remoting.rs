@@ -158,15 +158,26 @@ impl RemotingClient {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(ClientError::State("shut down"));
         }
+        {
+            let connections = self.connections.lock().await;
+            if let Some(conn) = connections.get(addr) {
+                if conn.is_open() {
+                    return Ok(Arc::clone(conn));
+                }
+            }
+        }
+        // Dial without holding the pool lock, so a slow or dead address does not stall calls
+        // to the others. Two callers racing to dial the same address keep the first
+        // connection stored; the other one is dropped (its tasks end with it).
+        let dialled = Arc::new(self.dial(addr).await?);
         let mut connections = self.connections.lock().await;
         if let Some(conn) = connections.get(addr) {
             if conn.is_open() {
                 return Ok(Arc::clone(conn));
             }
         }
-        let conn = Arc::new(self.dial(addr).await?);
-        connections.insert(addr.to_owned(), Arc::clone(&conn));
-        Ok(conn)
+        connections.insert(addr.to_owned(), Arc::clone(&dialled));
+        Ok(dialled)
     }
 
     async fn dial(self: &Arc<Self>, addr: &str) -> Result<Connection> {
@@ -203,7 +214,7 @@ impl RemotingClient {
         tokio::spawn(read_loop(
             read_half,
             Arc::downgrade(self),
-            outbound.clone(),
+            outbound.downgrade(),
             shared,
             self.config.frame_limits,
             self.config.serialize_type,
@@ -377,7 +388,7 @@ async fn write_loop(
 async fn read_loop(
     mut socket: OwnedReadHalf,
     client: std::sync::Weak<RemotingClient>,
-    outbound: mpsc::UnboundedSender<Bytes>,
+    outbound: mpsc::WeakUnboundedSender<Bytes>,
     shared: Arc<Shared>,
     limits: FrameLimits,
     serialize_type: SerializeType,
@@ -420,7 +431,7 @@ async fn read_loop(
 
 fn handle_inbound(
     client: &std::sync::Weak<RemotingClient>,
-    outbound: &mpsc::UnboundedSender<Bytes>,
+    outbound: &mpsc::WeakUnboundedSender<Bytes>,
     addr: &str,
     request: RemotingCommand,
     serialize_type: SerializeType,
@@ -447,6 +458,9 @@ fn handle_inbound(
     };
     let mut out = BytesMut::new();
     if encode_frame(&reply, serialize_type, &mut out).is_ok() {
-        let _ = outbound.send(out.freeze());
+        // Weak: the reader must not keep the writer alive once the connection is dropped.
+        if let Some(outbound) = outbound.upgrade() {
+            let _ = outbound.send(out.freeze());
+        }
     }
 }

@@ -537,3 +537,61 @@ async fn broadcast_members_each_get_every_message_and_resume_from_their_local_of
     assert_eq!(ids(&seen), later);
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lite_pull_members_of_one_group_split_the_queues_and_poll_every_message_once() {
+    let Some(broker) = support::start_broker(&[]) else {
+        return;
+    };
+    let ns = namesrv(&broker);
+    create_topic(&ns, "Polled", 4).await;
+    let make = || {
+        let mut config = LitePullConfig::new(&ns, "lite-group");
+        config.consume_from = ConsumeFrom::FirstOffset;
+        let c = LitePullConsumer::new(config);
+        c.subscribe("Polled", "*").unwrap();
+        c
+    };
+    let (c1, c2) = (make(), make());
+    c1.start().await.unwrap();
+    c2.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (a1, a2) = (c1.assignment(), c2.assignment());
+        if a1.len() == 2 && a2.len() == 2 && a1.iter().all(|q| !a2.contains(q)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "split never settled: {a1:?} {a2:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let producer = producer(&ns).await;
+    let mut sent = BTreeSet::new();
+    for i in 0..40 {
+        sent.insert(
+            producer
+                .send(Message::new("Polled", format!("{i}")))
+                .await
+                .unwrap()
+                .msg_id,
+        );
+    }
+    let mut got: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while got.len() < 40 && Instant::now() < deadline {
+        for c in [&c1, &c2] {
+            got.extend(
+                c.poll(Duration::from_millis(100))
+                    .await
+                    .iter()
+                    .map(|m| m.msg_id().to_owned()),
+            );
+        }
+    }
+    assert_eq!(got.len(), 40, "each message polled exactly once");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), sent);
+    c1.shutdown().await;
+    c2.shutdown().await;
+}

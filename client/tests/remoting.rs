@@ -270,3 +270,33 @@ async fn connecting_to_a_closed_port_is_a_connect_error() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn shutdown_closes_the_sockets() {
+    let (listener, addr) = peer().await;
+    let client = Arc::new(RemotingClient::default());
+    let call = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move {
+            client
+                .invoke(&addr, request(34), Duration::from_secs(5))
+                .await
+        }
+    });
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut buf = BytesMut::new();
+    let req = read_command(&mut stream, &mut buf).await.unwrap();
+    write_command(
+        &mut stream,
+        &RemotingCommand::response_to(&req, 0),
+        SerializeType::Json,
+    )
+    .await;
+    call.await.unwrap().unwrap();
+    client.shutdown().await;
+    let mut byte = [0u8; 1];
+    let eof = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+        .await
+        .expect("the client kept its socket open after shutdown");
+    assert_eq!(eof.unwrap(), 0);
+}
