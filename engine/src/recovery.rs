@@ -511,6 +511,32 @@ mod tests {
         assert_eq!(out.end, ScanEnd::Invalid(InvalidRecord::PastSegmentEnd));
     }
 
+    proptest::proptest! {
+        /// Whatever follows valid records (a torn group, stale bytes, noise), the scan keeps
+        /// exactly the valid records before it and never panics.
+        #[test]
+        fn garbage_after_valid_records_never_costs_a_valid_record(
+            garbage in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let (mut bytes, ends) = log(0, 0);
+            bytes.extend_from_slice(&garbage);
+            let out = scan_records(&bytes, 0, 1 << 20, 0, true);
+            proptest::prop_assert!(out.valid_len >= ends[2]);
+            proptest::prop_assert!(out.records.len() >= 3);
+            proptest::prop_assert_eq!(out.records[2].log_offset, ends[1] as u64);
+        }
+
+        /// Arbitrary bytes at any offset: no panic, and the valid length stays in bounds.
+        #[test]
+        fn arbitrary_bytes_scan_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            start in 0u64..10_000,
+        ) {
+            let out = scan_records(&bytes, start, start + 4096, 1, true);
+            proptest::prop_assert!(out.valid_len <= bytes.len());
+        }
+    }
+
     #[test]
     fn no_input_of_any_shape_panics() {
         let (bytes, _) = log(0, 0);

@@ -57,6 +57,9 @@ use crate::queues::{QueueSlot, QueueTable};
 use crate::recovery::LogScanner;
 use crate::signal::{GroupProgress, Notify};
 
+/// Default interval between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+
 /// Configuration of a shard's store; [`StoreConfig::default`] holds the defaults.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -64,7 +67,8 @@ pub struct StoreConfig {
     pub segment_size_bytes: u64,
     /// When appends are answered (async flush every 500 ms).
     pub flush: FlushPolicy,
-    /// How often the checkpoint is advanced (500 ms).
+    /// How often the checkpoint is advanced, fdatasyncing the queues touched since the last
+    /// one (1000 ms, RocketMQ's `flushIntervalConsumeQueue`).
     pub checkpoint_interval_ms: u64,
     /// Entries per ConsumeQueue file (300 000).
     pub cq_entries_per_file: u64,
@@ -89,7 +93,7 @@ impl Default for StoreConfig {
         StoreConfig {
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
             flush: FlushPolicy::default(),
-            checkpoint_interval_ms: crate::commitlog::flush::DEFAULT_FLUSH_INTERVAL_MS,
+            checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
             cq_entries_per_file: DEFAULT_ENTRIES_PER_FILE,
             check_crc_on_recover: true,
             max_pending_bytes: 64 << 20,
