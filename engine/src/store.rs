@@ -671,8 +671,15 @@ impl Store {
     /// and the queues durable and advances the checkpoint.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let seq = inner.log.open_group_seq();
-        if inner.log.pending_bytes() > 0 {
+        // The group collecting appends if it holds any, else the last one taken (it may
+        // still be in flight).
+        let open = inner.log.open_group_seq();
+        let seq = if inner.log.pending_bytes() > 0 {
+            open
+        } else {
+            open - 1
+        };
+        if seq > inner.progress.done() {
             inner.writer_wake.notify();
             inner
                 .progress
@@ -686,8 +693,8 @@ impl Store {
     /// Refuses new appends, lets pending ones finish, flushes, and stops the tasks.
     pub async fn close(self) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let flushed = self.flush().await;
         inner.closing.set(true);
+        let flushed = self.flush().await;
         inner.writer_wake.notify();
         inner.flusher_wake.notify();
         let tasks = std::mem::take(&mut *inner.tasks.borrow_mut());

@@ -565,3 +565,32 @@ fn with_async_flush_the_background_task_makes_written_bytes_durable() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn close_writes_appends_nobody_waited_for_and_refuses_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let store = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        let ticket = store
+            .append(vec![msg("T", 0, b"unawaited", None)])
+            .await
+            .unwrap();
+        let physical_offset = ticket.results()[0].physical_offset;
+        drop(ticket);
+        let other = store.clone();
+        store.close().await.unwrap();
+        assert!(matches!(
+            other.put(msg("T", 0, b"late", None)).await,
+            Err(ringmq_engine::error::StoreError::Closed)
+        ));
+        let store = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        assert_eq!(store.max_offset("T", 0), 1);
+        let bytes = store.read_record_at(physical_offset).await.unwrap();
+        assert_eq!(view_record(&bytes).unwrap().body, b"unawaited");
+        store.close().await.unwrap();
+    });
+}
