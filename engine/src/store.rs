@@ -1056,50 +1056,44 @@ impl Inner {
                     .map_err(StoreError::io("read segment", segment.path()))
             }
         });
-        let buffers = futures_util::future::join_all(reads).await;
+        let buffers: Vec<Vec<u8>> = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         let total: usize = located
             .iter()
             .flat_map(|(from, to, ..)| selected.get(*from..*to).unwrap_or_default())
             .map(|(_, e)| usize::try_from(e.size).unwrap_or(0))
             .sum();
-        let mut data = BytesMut::with_capacity(total);
-        for ((from, to, segment, pos, _), buffer) in located.iter().zip(buffers) {
-            let buffer = buffer?;
+        // One gap-free read (a queue's messages back to back) is the body as it is.
+        let gap_free = buffers.len() == 1 && buffers.first().is_some_and(|b| b.len() == total);
+        let mut data = BytesMut::with_capacity(if gap_free { 0 } else { total });
+        let mut cursor = 0;
+        for ((from, to, segment, pos, _), buffer) in located.iter().zip(&buffers) {
             let run_start = selected.get(*from).map_or(0, |(_, e)| e.physical_offset);
             for (queue_offset, entry) in selected.get(*from..*to).unwrap_or_default() {
                 let rel = usize::try_from(entry.physical_offset - run_start).unwrap_or(0);
                 let size = usize::try_from(entry.size).unwrap_or(0);
                 let bytes = buffer.get(rel..rel + size).unwrap_or_default();
-                match peek_record_kind(bytes) {
-                    Ok(RecordKind::Message { total_size, .. }) if total_size as usize == size => {}
-                    Ok(_) => {
-                        return Err(StoreError::Corrupt {
-                            physical_offset: entry.physical_offset,
-                            source: ringmq_protocol::message::RecordError::SizeMismatch {
-                                declared: size,
-                                actual: bytes.len(),
-                            },
-                        })
-                    }
-                    Err(source) => {
-                        return Err(StoreError::Corrupt {
-                            physical_offset: entry.physical_offset,
-                            source,
-                        })
-                    }
-                }
+                check_record(entry.physical_offset, size, bytes)?;
                 result.messages.push(FoundMessage {
                     queue_offset: *queue_offset,
                     physical_offset: entry.physical_offset,
                     tags_code: entry.tags_code,
                     segment: Rc::clone(segment),
                     pos_in_file: pos + rel as u64,
-                    data_range: data.len()..data.len() + size,
+                    data_range: cursor..cursor + size,
                 });
-                data.extend_from_slice(bytes);
+                cursor += size;
+                if !gap_free {
+                    data.extend_from_slice(bytes);
+                }
             }
         }
-        result.data = data.freeze();
+        result.data = match buffers.into_iter().next() {
+            Some(buffer) if gap_free => Bytes::from(buffer),
+            _ => data.freeze(),
+        };
         result.status = GetMessageStatus::Found;
         Ok(())
     }
@@ -1111,6 +1105,29 @@ pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
 /// Bytes of a record header that always include STORETIMESTAMP (it sits at 56, or at 68
 /// after an IPv6 born host).
 const STORE_TIMESTAMP_HEADER_BYTES: u64 = 76;
+
+/// Checks that `bytes` (read for a ConsumeQueue entry of `size` bytes) start a message
+/// record of exactly that size.
+fn check_record(physical_offset: i64, size: usize, bytes: &[u8]) -> Result<(), StoreError> {
+    match peek_record_kind(bytes) {
+        Ok(RecordKind::Message { total_size, .. })
+            if total_size as usize == size && bytes.len() == size =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(StoreError::Corrupt {
+            physical_offset,
+            source: ringmq_protocol::message::RecordError::SizeMismatch {
+                declared: size,
+                actual: bytes.len(),
+            },
+        }),
+        Err(source) => Err(StoreError::Corrupt {
+            physical_offset,
+            source,
+        }),
+    }
+}
 
 /// STORETIMESTAMP from a record's first bytes. Pure.
 fn store_timestamp_of(head: &[u8]) -> Option<i64> {
