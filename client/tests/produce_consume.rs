@@ -595,3 +595,40 @@ async fn lite_pull_members_of_one_group_split_the_queues_and_poll_every_message_
     c1.shutdown().await;
     c2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_listener_gets_the_message_again() {
+    let Some(broker) = support::start_broker(&[]) else {
+        return;
+    };
+    let ns = namesrv(&broker);
+    create_topic(&ns, "Panicky", 1).await;
+    let deliveries: Arc<Mutex<Vec<i32>>> = Arc::default();
+    let sink = Arc::clone(&deliveries);
+    let mut config = PushConsumerConfig::new(&ns, "panicky-group");
+    config.consume_from = ConsumeFrom::FirstOffset;
+    let c = PushConsumer::new(config, move |msgs: &[MessageExt]| {
+        let first = {
+            let mut d = sink.lock().unwrap();
+            d.extend(msgs.iter().map(|m| m.reconsume_times));
+            d.len() == 1
+        };
+        if first {
+            panic!("listener failure on the first delivery");
+        }
+        ConsumeStatus::Success
+    });
+    c.subscribe("Panicky", "*").unwrap();
+    c.start().await.unwrap();
+    producer(&ns)
+        .await
+        .send(Message::new("Panicky", "x"))
+        .await
+        .unwrap();
+    wait_until("the redelivery", Duration::from_secs(30), || {
+        deliveries.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert_eq!(deliveries.lock().unwrap()[..2], [0, 1]);
+    c.shutdown().await;
+}

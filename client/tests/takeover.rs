@@ -124,7 +124,11 @@ async fn a_member_killed_with_sigkill_has_its_queues_taken_over_and_no_message_i
     let producer = Producer::start(ProducerConfig::new(&ns, "takeover-producers"))
         .await
         .unwrap();
-    let total = 1500;
+    // RINGMQ_TAKEOVER_MESSAGES raises the count for a measurement run (default kept small).
+    let total: usize = std::env::var("RINGMQ_TAKEOVER_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
     let mut sent = BTreeSet::new();
     let mut kill_ms = 0;
     for i in 0..total {
