@@ -191,9 +191,14 @@ impl ClientCore {
             group_name: CLIENT_INNER_PRODUCER_GROUP.to_owned(),
         }];
         if let Ok(groups) = self.producer_groups.lock() {
-            producer_data_set.extend(groups.iter().map(|g| ProducerData {
-                group_name: g.clone(),
-            }));
+            producer_data_set.extend(
+                groups
+                    .iter()
+                    .filter(|g| *g != CLIENT_INNER_PRODUCER_GROUP)
+                    .map(|g| ProducerData {
+                        group_name: g.clone(),
+                    }),
+            );
         }
         let consumer_data_set = self
             .consumer_data
@@ -314,5 +319,57 @@ where
             return;
         };
         f(core).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core() -> Arc<ClientCore> {
+        let mut config = ClientConfig::new("127.0.0.1:9876; 127.0.0.2:9876");
+        config.client_ip = Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
+        ClientCore::new(config)
+    }
+
+    #[test]
+    fn namesrv_list_accepts_semicolons_and_commas() {
+        let config = ClientConfig::new("a:1; b:2,c:3,");
+        assert_eq!(config.namesrv_addrs, vec!["a:1", "b:2", "c:3"]);
+    }
+
+    #[test]
+    fn default_instance_client_ids_are_ip_at_pid_hash_and_unique() {
+        let (a, b) = (core(), core());
+        let prefix = format!("10.1.2.3@{}#", std::process::id());
+        assert!(a.client_id.starts_with(&prefix), "{}", a.client_id);
+        assert_ne!(a.client_id, b.client_id);
+    }
+
+    #[test]
+    fn a_named_instance_has_a_stable_client_id() {
+        let mut config = ClientConfig::new("127.0.0.1:9876");
+        config.client_ip = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.instance_name = "m1".into();
+        assert_eq!(ClientCore::new(config).client_id, "127.0.0.1@m1");
+    }
+
+    #[test]
+    fn heartbeat_lists_the_inner_producer_group_once_then_the_registered_groups() {
+        let c = core();
+        c.register_producer_group("pg");
+        c.register_producer_group(CLIENT_INNER_PRODUCER_GROUP);
+        c.register_producer_group("pg");
+        let groups: Vec<String> = c
+            .heartbeat_data()
+            .producer_data_set
+            .into_iter()
+            .map(|p| p.group_name)
+            .collect();
+        assert_eq!(
+            groups,
+            vec![CLIENT_INNER_PRODUCER_GROUP.to_owned(), "pg".to_owned()]
+        );
+        assert!(c.heartbeat_data().consumer_data_set.is_empty());
     }
 }
