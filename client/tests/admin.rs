@@ -150,4 +150,12 @@ async fn consumer_connection_lists_an_online_push_consumer() {
     assert_eq!(conn.subscription_table["Watched"].sub_string, "TagA");
     assert!(conn.subscription_table.contains_key("%RETRY%watched-group"));
     consumer.shutdown().await;
+    // Shutdown unregistered the member: the group is no longer online.
+    match admin
+        .consumer_connection("watched-group", Some("Watched"))
+        .await
+    {
+        Err(e) => assert_eq!(e.broker_code(), Some(206), "{e:?}"),
+        Ok(conn) => assert!(conn.connection_set.is_empty(), "{conn:?}"),
+    }
 }
