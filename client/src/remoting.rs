@@ -365,16 +365,24 @@ async fn write_loop(
 ) {
     let mut batch = BytesMut::new();
     while let Some(frame) = frames.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&frame);
-        // Bounded coalescing: enough to merge a burst, small enough to start writing soon.
-        while batch.len() < 256 * 1024 {
-            match frames.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
+        let result = match frames.try_recv() {
+            // A lone frame (the common case when idle, and every large send) goes out as is.
+            Err(_) => socket.write_all(&frame).await,
+            Ok(second) => {
+                batch.clear();
+                batch.extend_from_slice(&frame);
+                batch.extend_from_slice(&second);
+                // Bounded coalescing: enough to merge a burst, small enough to start soon.
+                while batch.len() < 256 * 1024 {
+                    match frames.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                socket.write_all(&batch).await
             }
-        }
-        if let Err(e) = socket.write_all(&batch).await {
+        };
+        if let Err(e) = result {
             shared.close(&format!("write failed: {e}"));
             return;
         }
