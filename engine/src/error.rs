@@ -124,6 +124,15 @@ pub enum StoreError {
         /// The queue id.
         queue_id: i32,
     },
+    /// Another process (or store) holds this shard's log open.
+    #[error("{path} is locked by another store")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The error of the non-blocking `flock`.
+        #[source]
+        source: io::Error,
+    },
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

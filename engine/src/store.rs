@@ -42,7 +42,7 @@ use ringmq_protocol::message::{
 
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
 use crate::commitlog::{
-    to_physical, CommitLog, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
+    to_physical, CommitLog, LogLock, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
     MIN_SEGMENT_SIZE_BYTES,
 };
 use crate::consumequeue::{
@@ -214,6 +214,8 @@ struct Dispatch {
 
 type ArrivalListener = Box<dyn FnMut(&Arrival)>;
 struct Inner {
+    /// Held until closed: no second store appends to this log meanwhile.
+    lock: RefCell<Option<LogLock>>,
     root: PathBuf,
     shard_id: u8,
     config: StoreConfig,
@@ -318,6 +320,7 @@ impl Store {
         compio::fs::create_dir_all(&log_dir)
             .await
             .map_err(StoreError::io("create directory", &log_dir))?;
+        let lock = LogLock::acquire(&log_dir)?;
         let checkpoint = read_checkpoint(&log_dir).await?;
         let mut scanner = LogScanner::open(
             &log_dir,
@@ -369,6 +372,7 @@ impl Store {
             end,
         );
         let inner = Inner {
+            lock: RefCell::new(Some(lock)),
             root,
             shard_id,
             config,
@@ -703,6 +707,8 @@ impl Store {
             // left to do.
             let _ = task.await;
         }
+        // Clones may still read; nothing appends any more, so another store may open.
+        inner.lock.borrow_mut().take();
         flushed
     }
 }

@@ -594,3 +594,28 @@ fn close_writes_appends_nobody_waited_for_and_refuses_new_ones() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_second_store_on_the_same_log_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let first = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        let second = Store::open(dir.path(), 0, config(FlushPolicy::default())).await;
+        assert!(
+            matches!(second, Err(ringmq_engine::error::StoreError::Locked { .. })),
+            "{second:?}"
+        );
+        // Another shard's log in the same root is independent.
+        let other_shard = Store::open(dir.path(), 1, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        other_shard.close().await.unwrap();
+        first.close().await.unwrap();
+        let again = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        again.close().await.unwrap();
+    });
+}

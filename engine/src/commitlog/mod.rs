@@ -451,6 +451,38 @@ impl CommitLog {
     }
 }
 
+/// An exclusive `flock` on `<log dir>/lock`, held while a store has the log open, so that
+/// two processes never append to one log. The kernel drops it when the process dies, so a
+/// crash leaves nothing to clean up.
+#[derive(Debug)]
+pub struct LogLock {
+    _file: std::fs::File,
+}
+
+impl LogLock {
+    /// Takes the lock without waiting; [`StoreError::Locked`] if someone holds it.
+    pub fn acquire(log_dir: &Path) -> Result<Self, StoreError> {
+        use std::os::fd::AsRawFd;
+        let path = log_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(StoreError::io("open lock file", &path))?;
+        // SAFETY: flock only reads its integer arguments; the fd is open for the call
+        // because `file` is borrowed for it.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(StoreError::Locked {
+                path,
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(LogLock { _file: file })
+    }
+}
+
 /// fsyncs a directory so that file creations and renames in it are durable.
 pub async fn sync_dir(dir: &Path) -> io::Result<()> {
     let d = compio::fs::OpenOptions::new().read(true).open(dir).await?;
