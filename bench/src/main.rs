@@ -213,7 +213,17 @@ fn receiver(recorder: &Arc<Recorder>) -> pull::OnMessages {
     })
 }
 
-/// Runs warm-up, then the measured phase with a progress line every second, until `done`
+/// A recorder for a run: in warm-up if there is one, else measuring from now. Made before
+/// the load starts, so nothing received early is reset away.
+fn new_recorder(warmup: f64) -> anyhow::Result<Arc<Recorder>> {
+    let recorder = Recorder::new()?;
+    if warmup > 0.0 {
+        recorder.start_warmup();
+    }
+    Ok(Arc::new(recorder))
+}
+
+/// Runs warm-up (the recorder is already in it, see [`new_recorder`]), then the measured phase with a progress line every second, until `done`
 /// says so or the stop rule is met. Returns the measured seconds.
 async fn drive(
     recorder: &Arc<Recorder>,
@@ -224,11 +234,10 @@ async fn drive(
 ) -> f64 {
     let warmup = Duration::from_secs_f64(warmup.max(0.0));
     if !warmup.is_zero() {
-        recorder.start_warmup();
         eprintln!("warming up for {:.1} s", warmup.as_secs_f64());
         tokio::time::sleep(warmup).await;
+        recorder.start_measuring();
     }
-    recorder.start_measuring();
     let mut progress = Progress::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut next_line = Instant::now() + Duration::from_secs(1);
@@ -332,7 +341,7 @@ async fn ensure_topic_with(admin: &Admin, topic: &str, queues: i32) -> anyhow::R
 }
 
 async fn run_produce(c: &Common) -> anyhow::Result<Report> {
-    let recorder = Arc::new(Recorder::new()?);
+    let recorder = new_recorder(c.warmup)?;
     let rule = c.stop_rule();
     let limit = match rule {
         StopRule::Messages(n) => Some(n),
@@ -354,7 +363,7 @@ async fn run_produce(c: &Common) -> anyhow::Result<Report> {
 
 async fn run_consume(c: &Common) -> anyhow::Result<Report> {
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
-    let recorder = Arc::new(Recorder::new()?);
+    let recorder = new_recorder(c.warmup)?;
     let consumers = Consumers::start(
         &c.pull_options(StartAt::CommittedElseFirst, c.consumers),
         Arc::clone(&recorder),
@@ -385,7 +394,7 @@ async fn drain(recorder: &Recorder) {
 
 async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
-    let recorder = Arc::new(Recorder::new()?);
+    let recorder = new_recorder(c.warmup)?;
     let consumers = Consumers::start(
         &c.pull_options(StartAt::Last, c.consumers),
         Arc::clone(&recorder),
@@ -415,7 +424,7 @@ async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
 async fn run_longpoll(l: &LongPoll) -> anyhow::Result<Report> {
     let c = &l.common;
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
-    let recorder = Arc::new(Recorder::new()?);
+    let recorder = new_recorder(c.warmup)?;
     let consumers = Consumers::start(
         &c.pull_options(StartAt::Last, 1),
         Arc::clone(&recorder),

@@ -1,0 +1,217 @@
+//! Short `ringmq-bench` runs against a real `ringmq-server` (port 0, temporary store): the
+//! `--json` report of each mode is parsed and checked against the schema of issue 6, and the
+//! figures against what the run must have done. A smoke test, not a benchmark: runs last a
+//! second or two and no figure is compared with a threshold of speed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::Broker;
+
+fn bench(broker: Option<&Broker>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq-bench"));
+    cmd.args(args);
+    if let Some(b) = broker {
+        cmd.args(["--namesrv", &b.namesrv_addr]);
+    }
+    cmd.output().unwrap()
+}
+
+/// Runs a mode with `--json` and returns the parsed report, checking its schema.
+fn report(broker: &Broker, args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let mut all = args.to_vec();
+    all.extend(["--json", path.to_str().unwrap()]);
+    let out = bench(Some(broker), &all);
+    assert!(
+        out.status.success(),
+        "ringmq-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("msgs/s"), "no final table: {stdout}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let keys = [
+        "mode",
+        "messages",
+        "errors",
+        "seconds",
+        "msgs_per_sec",
+        "mb_per_sec",
+        "latency_us",
+        "e2e_latency_us",
+    ];
+    let obj = json.as_object().unwrap();
+    assert_eq!(obj.len(), keys.len(), "unexpected keys in {json}");
+    for key in keys {
+        assert!(obj.contains_key(key), "{key} missing from {json}");
+    }
+    json
+}
+
+/// Checks a percentile object: every field present and non-decreasing up to max.
+fn assert_percentiles(p: &Value) {
+    let names = ["p50", "p90", "p99", "p999", "p9999", "max"];
+    let values: Vec<u64> = names
+        .iter()
+        .map(|n| {
+            p[n].as_u64()
+                .unwrap_or_else(|| panic!("{n} missing in {p}"))
+        })
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles decrease: {p}"
+    );
+    assert!(values[0] > 0, "{p}");
+}
+
+#[test]
+fn help_of_every_mode_exits_zero() {
+    for mode in [
+        None,
+        Some("produce"),
+        Some("consume"),
+        Some("e2e"),
+        Some("longpoll"),
+    ] {
+        let mut args: Vec<&str> = mode.into_iter().collect();
+        args.push("--help");
+        let out = bench(None, &args);
+        assert!(out.status.success(), "{args:?}: {}", out.status);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: ringmq-bench"));
+    }
+}
+
+#[test]
+fn produce_reports_send_latency_and_the_messages_asked_for() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "Smoke",
+            "--messages",
+            "2000",
+            "--inflight",
+            "16",
+        ],
+    );
+    assert_eq!(json["mode"], "produce");
+    assert_eq!(json["errors"], 0);
+    let messages = json["messages"].as_u64().unwrap();
+    assert!((2000..2000 + 16).contains(&messages), "{json}");
+    assert!(json["msgs_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(json["mb_per_sec"].as_f64().unwrap() > 0.0);
+    assert_percentiles(&json["latency_us"]);
+    assert!(json["e2e_latency_us"].is_null(), "{json}");
+}
+
+#[test]
+fn e2e_receives_every_message_it_sends_in_open_loop() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "SmokeE2e",
+            "--rate",
+            "1000",
+            "--messages",
+            "1000",
+            "--batch",
+            "4",
+        ],
+    );
+    assert_eq!(json["mode"], "e2e");
+    assert_eq!(json["errors"], 0, "lost messages count as errors: {json}");
+    assert_eq!(json["messages"], 1000);
+    let secs = json["seconds"].as_f64().unwrap();
+    assert!(
+        secs > 0.8,
+        "1000 msgs at 1000/s took {secs} s: the rate was not applied"
+    );
+    assert_percentiles(&json["latency_us"]);
+    assert_percentiles(&json["e2e_latency_us"]);
+}
+
+#[test]
+fn consume_drains_what_produce_wrote() {
+    let broker = Broker::start();
+    report(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "SmokeDrain",
+            "--messages",
+            "500",
+            "--size",
+            "100",
+        ],
+    );
+    let json = report(
+        &broker,
+        &[
+            "consume",
+            "--topic",
+            "SmokeDrain",
+            "--messages",
+            "500",
+            "--group",
+            "drain",
+        ],
+    );
+    assert_eq!(json["mode"], "consume");
+    assert!(json["messages"].as_u64().unwrap() >= 500, "{json}");
+    assert!(json["latency_us"].is_null(), "{json}");
+    assert_percentiles(&json["e2e_latency_us"]);
+}
+
+#[test]
+fn longpoll_reports_wake_latency_for_each_message() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "longpoll",
+            "--topic",
+            "SmokeLp",
+            "--messages",
+            "10",
+            "--interval-ms",
+            "20",
+            "--idle-ms",
+            "300",
+        ],
+    );
+    assert_eq!(json["mode"], "longpoll");
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_eq!(json["messages"], 10);
+    assert_percentiles(&json["e2e_latency_us"]);
+}
+
+#[test]
+fn unreachable_name_server_fails_with_a_reason() {
+    let out = bench(
+        None,
+        &[
+            "e2e",
+            "--namesrv",
+            "127.0.0.1:1",
+            "--topic",
+            "T",
+            "--duration",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
