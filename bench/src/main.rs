@@ -11,6 +11,7 @@
 mod body;
 mod produce;
 mod pull;
+mod push;
 mod recorder;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringmq_client::admin::{Admin, TopicSpec};
 use ringmq_client::{ClientError, MessageExt};
 
@@ -98,9 +99,57 @@ struct Common {
     /// Queues per broker when the bench creates the topic.
     #[arg(long, default_value_t = 8)]
     queues: i32,
+    /// Consume side: `push` (the client's push consumer, as applications consume) or `pull`
+    /// (the bench's own long-polling pull loop per queue: no rebalance, no listener hand-off).
+    #[arg(long, value_enum, default_value_t = Api::Push)]
+    api: Api,
     /// Write the final figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// Which client API consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Api {
+    Push,
+    Pull,
+}
+
+/// The running consume side, whichever API drives it.
+#[derive(Debug)]
+enum ConsumeSide {
+    Push(push::PushSide),
+    Pull(Consumers),
+}
+
+impl ConsumeSide {
+    async fn start(
+        api: Api,
+        opts: &PullOptions,
+        recorder: &Arc<Recorder>,
+    ) -> anyhow::Result<ConsumeSide> {
+        let on_messages = receiver(recorder);
+        Ok(match api {
+            Api::Push => ConsumeSide::Push(push::PushSide::start(opts, on_messages).await?),
+            Api::Pull => {
+                ConsumeSide::Pull(Consumers::start(opts, Arc::clone(recorder), on_messages).await?)
+            }
+        })
+    }
+
+    fn queues(&self) -> usize {
+        match self {
+            ConsumeSide::Push(p) => p.queues,
+            ConsumeSide::Pull(c) => c.queues,
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            ConsumeSide::Push(p) => p.stop().await,
+            ConsumeSide::Pull(c) => c.stop().await,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -364,12 +413,8 @@ async fn run_produce(c: &Common) -> anyhow::Result<Report> {
 async fn run_consume(c: &Common) -> anyhow::Result<Report> {
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
     let recorder = new_recorder(c.warmup)?;
-    let consumers = Consumers::start(
-        &c.pull_options(StartAt::CommittedElseFirst, c.consumers),
-        Arc::clone(&recorder),
-        receiver(&recorder),
-    )
-    .await?;
+    let opts = c.pull_options(StartAt::CommittedElseFirst, c.consumers);
+    let consumers = ConsumeSide::start(c.api, &opts, &recorder).await?;
     let seconds = drive(
         &recorder,
         c.warmup,
@@ -395,12 +440,8 @@ async fn drain(recorder: &Recorder) {
 async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
     let recorder = new_recorder(c.warmup)?;
-    let consumers = Consumers::start(
-        &c.pull_options(StartAt::Last, c.consumers),
-        Arc::clone(&recorder),
-        receiver(&recorder),
-    )
-    .await?;
+    let opts = c.pull_options(StartAt::Last, c.consumers);
+    let consumers = ConsumeSide::start(c.api, &opts, &recorder).await?;
     let rule = c.stop_rule();
     let limit = match rule {
         StopRule::Messages(n) => Some(n),
@@ -425,15 +466,11 @@ async fn run_longpoll(l: &LongPoll) -> anyhow::Result<Report> {
     let c = &l.common;
     ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
     let recorder = new_recorder(c.warmup)?;
-    let consumers = Consumers::start(
-        &c.pull_options(StartAt::Last, 1),
-        Arc::clone(&recorder),
-        receiver(&recorder),
-    )
-    .await?;
+    let consumers = ConsumeSide::start(c.api, &c.pull_options(StartAt::Last, 1), &recorder).await?;
     eprintln!(
         "{} queues pulled; idling {} ms so the pulls are held",
-        consumers.queues, l.idle_ms
+        consumers.queues(),
+        l.idle_ms
     );
     tokio::time::sleep(Duration::from_millis(l.idle_ms)).await;
     // One sync send at a time, each at its own tick: the consumer is idle between messages.

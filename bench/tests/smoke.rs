@@ -175,6 +175,27 @@ fn consume_drains_what_produce_wrote() {
 }
 
 #[test]
+fn e2e_through_the_pull_api_receives_every_message() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "e2e",
+            "--api",
+            "pull",
+            "--topic",
+            "SmokePull",
+            "--messages",
+            "300",
+            "--rate",
+            "1000",
+        ],
+    );
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_percentiles(&json["e2e_latency_us"]);
+}
+
+#[test]
 fn longpoll_reports_wake_latency_for_each_message() {
     let broker = Broker::start();
     let json = report(
