@@ -60,8 +60,8 @@ struct Common {
     /// Name server address(es), `host:port[;host:port]`.
     #[arg(long, env = "NAMESRV_ADDR", default_value = "127.0.0.1:9876")]
     namesrv: String,
-    /// Topic (created with --queues queues on every cluster if it has no route, for e2e,
-    /// consume and longpoll; produce relies on the broker's auto-create).
+    /// Topic (created with --queues queues per broker on every cluster if the name server
+    /// has no route for it; the bench never relies on the broker's auto-create).
     #[arg(long, default_value = "BenchTopic")]
     topic: String,
     /// Body size in bytes (bodies of 12 bytes or more carry the born time).
@@ -166,6 +166,15 @@ struct LongPoll {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The client logs what it drops or retries (undecodable records, failed heartbeats)
+    // through tracing: show warnings on stderr unless RUST_LOG says otherwise.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -390,6 +399,7 @@ async fn ensure_topic_with(admin: &Admin, topic: &str, queues: i32) -> anyhow::R
 }
 
 async fn run_produce(c: &Common) -> anyhow::Result<Report> {
+    ensure_topic(&c.namesrv, &c.topic, c.queues).await?;
     let recorder = new_recorder(c.warmup)?;
     let rule = c.stop_rule();
     let limit = match rule {

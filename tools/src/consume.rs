@@ -172,8 +172,24 @@ fn message_line(m: &MessageExt) -> String {
         m.tags().unwrap_or_default(),
         m.keys().join(","),
         format_ms(m.born_timestamp),
-        String::from_utf8_lossy(&m.body)
+        printable(&m.body)
     )
+}
+
+/// A body as one line of text: UTF-8 (lossy), control characters escaped (`\n`, `\u{1}`), so
+/// a binary or multi-line body cannot break the one-message-per-line output.
+pub fn printable(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 struct QueueReader {
@@ -236,6 +252,12 @@ impl QueueReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_bodies_are_escaped() {
+        assert_eq!(printable(b"a\nb\x01"), "a\\nb\\u{1}");
+        assert_eq!(printable("héllo".as_bytes()), "héllo");
+    }
 
     #[test]
     fn from_accepts_first_last_and_times() {

@@ -238,6 +238,15 @@ pub enum MessageCmd {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The client logs what it drops or retries (undecodable records, failed heartbeats)
+    // through tracing: show warnings on stderr unless RUST_LOG says otherwise.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
