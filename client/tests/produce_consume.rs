@@ -80,9 +80,7 @@ fn ids(seen: &Seen) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_to_a_new_topic_auto_creates_it_and_the_message_reads_back_by_id() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     let producer = producer(&ns).await;
     let result = producer
@@ -112,9 +110,7 @@ async fn a_send_to_a_new_topic_auto_creates_it_and_the_message_reads_back_by_id(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_above_4_kib_is_compressed_and_reads_back_inflated() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     let producer = producer(&ns).await;
     let body: Vec<u8> = (0..20_000u32).map(|i| (i % 7) as u8 + b'a').collect();
@@ -133,9 +129,7 @@ async fn a_body_above_4_kib_is_compressed_and_reads_back_inflated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_lands_on_one_queue_with_consecutive_offsets_and_lite_pull_reads_it_from_that_offset(
 ) {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Batched", 2).await;
     let producer = producer(&ns).await;
@@ -175,9 +169,7 @@ async fn a_batch_lands_on_one_queue_with_consecutive_offsets_and_lite_pull_reads
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_groups_on_one_topic_each_receive_every_message() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Fanout", 4).await;
     let (a, seen_a) = recording_consumer(&ns, "group-a", ConsumeFrom::FirstOffset);
@@ -207,9 +199,7 @@ async fn two_groups_on_one_topic_each_receive_every_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_subscription_receives_only_its_tags() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Tagged", 2).await;
     let (c, seen) = recording_consumer(&ns, "tag-group", ConsumeFrom::FirstOffset);
@@ -238,9 +228,7 @@ async fn a_tag_subscription_receives_only_its_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_split_the_queues_averagely_and_each_message_is_consumed_once() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Shared", 8).await;
     let mut members = Vec::new();
@@ -320,9 +308,7 @@ async fn three_members_split_the_queues_averagely_and_each_message_is_consumed_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_a_consumer_restart_and_show_in_consume_progress() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Resume", 2).await;
     let producer = producer(&ns).await;
@@ -377,9 +363,7 @@ async fn committed_offsets_survive_a_consumer_restart_and_show_in_consume_progre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_offset_to_an_exact_offset_rewinds_the_group() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Rewind", 1).await;
     let producer = producer(&ns).await;
@@ -426,9 +410,7 @@ async fn reset_offset_to_an_exact_offset_rewinds_the_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconsume_later_redelivers_the_message_through_the_retry_topic() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Flaky", 1).await;
     let attempts: Attempts = Arc::default();
@@ -471,9 +453,7 @@ async fn reconsume_later_redelivers_the_message_through_the_retry_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_members_each_get_every_message_and_resume_from_their_local_offsets() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Everyone", 2).await;
     let dir = tempfile::tempdir().unwrap();
@@ -540,9 +520,7 @@ async fn broadcast_members_each_get_every_message_and_resume_from_their_local_of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lite_pull_members_of_one_group_split_the_queues_and_poll_every_message_once() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Polled", 4).await;
     let make = || {
@@ -598,9 +576,7 @@ async fn lite_pull_members_of_one_group_split_the_queues_and_poll_every_message_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_listener_gets_the_message_again() {
-    let Some(broker) = support::start_broker(&[]) else {
-        return;
-    };
+    let broker = support::start_broker(&[]);
     let ns = namesrv(&broker);
     create_topic(&ns, "Panicky", 1).await;
     let deliveries: Arc<Mutex<Vec<i32>>> = Arc::default();

@@ -114,6 +114,10 @@ pub struct BrokerArgs {
     /// Create unknown topics on first send from TBW102 [default: true].
     #[arg(long, value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
+    /// Refuse sends while the store's filesystem is fuller than this percentage; they
+    /// resume by themselves once space is freed [default: 90].
+    #[arg(long, value_name = "PERCENT")]
+    pub disk_max_used_percent: Option<f64>,
     /// Size of each CommitLog segment file in bytes [default: 1073741824 (1 GiB)].
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
@@ -333,12 +337,21 @@ impl BrokerConfig {
         if let Some(auto) = args.auto_create_topics {
             self.auto_create_topics = auto;
         }
+        if let Some(percent) = args.disk_max_used_percent {
+            self.disk_max_used_ratio = percent / 100.0;
+        }
         if let Some(size) = args.segment_size {
             self.commitlog_segment_size_bytes = size;
         }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.disk_max_used_ratio > 0.0 && self.disk_max_used_ratio <= 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "the disk usage limit must be above 0% and at most 100%, got {}%",
+                self.disk_max_used_ratio * 100.0
+            )));
+        }
         if self.shards == 0 || self.shards > 255 {
             return Err(ConfigError::Invalid(format!(
                 "--shards must be between 1 and 255 (the shard id is the top byte of a physical offset), got {}",

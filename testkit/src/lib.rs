@@ -1,0 +1,331 @@
+//! Test support shared by ringmq's integration tests (server, client, bench, tools, compat):
+//! start the real `ringmq-server` binary on port 0 with a temporary store, learn the ports it
+//! chose from its `listening …` lines, wait for its name-server registration, and stop it
+//! with SIGTERM or SIGKILL.
+//!
+//! The binary is `$RINGMQ_SERVER_BIN` if set, else `target/<profile>/ringmq-server` next to the
+//! test executable (`cargo test --workspace` builds it). A missing binary fails the test with
+//! the command that builds it; nothing is ever skipped silently.
+//!
+//! Only for tests: failures panic with a message saying what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringmq_protocol::body::{ClusterInfo, JsonBody};
+use ringmq_protocol::codes::{request_code, response_code};
+use ringmq_protocol::command::{ExtFields, RemotingCommand};
+use ringmq_protocol::frame::{decode_frame, encode_frame, FrameLimits};
+use ringmq_protocol::header::SerializeType;
+
+/// Segment size tests run with: a broker must not preallocate a GiB per shard per test.
+pub const TEST_SEGMENT_SIZE: &str = "16777216";
+
+/// How long a broker may take to print its listening lines or register.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `ringmq-server` binary these tests run.
+pub fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RINGMQ_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/ringmq-server
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is not in target/<profile>/deps");
+    let server = profile_dir.join("ringmq-server");
+    assert!(
+        server.is_file(),
+        "{} is missing: build it with `cargo build -p ringmq-server` (same profile and target \
+         dir as the tests; `cargo test --workspace` builds it), or set RINGMQ_SERVER_BIN",
+        server.display()
+    );
+    server
+}
+
+/// A running broker process; killed when dropped.
+#[derive(Debug)]
+pub struct Broker {
+    pub child: Child,
+    pub broker_addr: SocketAddr,
+    /// The embedded name server (absent when started with `--namesrv`).
+    pub namesrv_addr: Option<SocketAddr>,
+    pub store: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker with an embedded name server on a fresh store; `extra_args` are added
+    /// after the defaults (port 0 everywhere, small segments) and may override them.
+    pub fn start(extra_args: &[&str]) -> Broker {
+        Broker::start_on_store(tempfile::tempdir().expect("tempdir"), extra_args)
+    }
+
+    /// Starts a broker on an existing store directory (a restart).
+    pub fn start_on_store(store: tempfile::TempDir, extra_args: &[&str]) -> Broker {
+        let embedded = !extra_args.contains(&"--namesrv");
+        let mut command = Command::new(server_binary());
+        command.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--segment-size",
+            TEST_SEGMENT_SIZE,
+        ]);
+        if embedded {
+            command.args(["--namesrv-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
+            .arg("--store")
+            .arg(store.path())
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("RINGMQ_TEST_BROKER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("spawning ringmq-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut broker_addr = None;
+        let mut namesrv_addr = None;
+        while broker_addr.is_none() || (embedded && namesrv_addr.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .expect("ringmq-server did not print its listening lines within 30 s");
+            if let Some(addr) = line.strip_prefix("listening broker ") {
+                broker_addr = Some(addr.trim().parse().expect("broker address"));
+            } else if let Some(addr) = line.strip_prefix("listening namesrv ") {
+                namesrv_addr = Some(addr.trim().parse().expect("namesrv address"));
+            }
+        }
+        let broker = Broker {
+            child,
+            broker_addr: broker_addr.expect("broker address"),
+            namesrv_addr,
+            store,
+        };
+        if embedded {
+            broker.wait_registered();
+        }
+        broker
+    }
+
+    /// A protocol-level client connected to the broker.
+    pub fn connect(&self) -> TestClient {
+        TestClient::connect(self.broker_addr)
+    }
+
+    /// The embedded name server's address.
+    pub fn namesrv(&self) -> SocketAddr {
+        self.namesrv_addr
+            .expect("this broker was started without an embedded name server")
+    }
+
+    /// Waits until the embedded name server lists this broker (routes need it).
+    pub fn wait_registered(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let me = self.broker_addr.to_string();
+        loop {
+            if let Some(info) = cluster_info(self.namesrv()) {
+                let registered = info
+                    .broker_addr_table
+                    .values()
+                    .any(|b| b.broker_addrs.values().any(|a| *a == me));
+                if registered {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker never registered with its name server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status; returns the store for a restart.
+    pub fn terminate(mut self) -> (ExitStatus, tempfile::TempDir) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on a child we spawned and have not reaped: the pid is still ours.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.take_store())
+    }
+
+    /// SIGKILL: no shutdown work at all. Returns the store for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.take_store()
+    }
+
+    /// Is the process still running?
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    fn take_store(&mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.store, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET_BROKER_CLUSTER_INFO from a name server, or None if it cannot be asked yet.
+fn cluster_info(namesrv: SocketAddr) -> Option<ClusterInfo> {
+    let mut client = TestClient::try_connect(namesrv)?;
+    let response = client.try_call(RemotingCommand::request(
+        request_code::GET_BROKER_CLUSTER_INFO,
+        ExtFields::new(),
+    ))?;
+    if response.code != response_code::SUCCESS {
+        return None;
+    }
+    ClusterInfo::decode(&response.body).ok()
+}
+
+/// A blocking remoting client for protocol-level tests.
+#[derive(Debug)]
+pub struct TestClient {
+    pub stream: TcpStream,
+    buffer: BytesMut,
+    next_opaque: i32,
+}
+
+impl TestClient {
+    pub fn connect(addr: SocketAddr) -> TestClient {
+        TestClient::try_connect(addr).expect("connecting to the broker")
+    }
+
+    fn try_connect(addr: SocketAddr) -> Option<TestClient> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(START_TIMEOUT)).ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(TestClient {
+            stream,
+            buffer: BytesMut::new(),
+            next_opaque: 1,
+        })
+    }
+
+    /// Writes a request with a fresh opaque; returns that opaque.
+    pub fn send(&mut self, mut request: RemotingCommand, serialize_type: SerializeType) -> i32 {
+        let opaque = self.next_opaque;
+        self.next_opaque += 1;
+        request.opaque = opaque;
+        let mut out = BytesMut::new();
+        encode_frame(&request, serialize_type, &mut out).expect("encoding a test request");
+        self.stream.write_all(&out).expect("writing a test request");
+        opaque
+    }
+
+    /// Reads the next frame, or None if the server closed the connection (or timed out).
+    pub fn receive(&mut self) -> Option<RemotingCommand> {
+        let limits = FrameLimits::default();
+        loop {
+            if let Some(command) = decode_frame(&mut self.buffer, &limits).expect("bad frame") {
+                return Some(command);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Sends a request and waits for the response with its opaque.
+    pub fn call(&mut self, request: RemotingCommand) -> RemotingCommand {
+        self.call_with(request, SerializeType::Json)
+    }
+
+    pub fn call_with(
+        &mut self,
+        request: RemotingCommand,
+        serialize_type: SerializeType,
+    ) -> RemotingCommand {
+        let opaque = self.send(request, serialize_type);
+        self.response_to(opaque)
+            .expect("connection closed before the response")
+    }
+
+    fn try_call(&mut self, request: RemotingCommand) -> Option<RemotingCommand> {
+        let opaque = self.send(request, SerializeType::Json);
+        self.response_to(opaque)
+    }
+
+    fn response_to(&mut self, opaque: i32) -> Option<RemotingCommand> {
+        loop {
+            let response = self.receive()?;
+            if response.is_response() && response.opaque == opaque {
+                return Some(response);
+            }
+        }
+    }
+
+    /// Has the server closed this connection (EOF or reset within `within`)?
+    pub fn is_closed_by_server(&mut self, within: Duration) -> bool {
+        self.stream.set_read_timeout(Some(within)).expect("timeout");
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + within;
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+}
+
+/// A request with the given code and string extFields.
+pub fn request(code: i32, fields: &[(&str, &str)]) -> RemotingCommand {
+    let ext: ExtFields = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    RemotingCommand::request(code, ext)
+}
