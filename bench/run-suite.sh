@@ -30,13 +30,13 @@ run() { # name, then ringmq-bench arguments
 }
 
 run produce produce --topic "Suite${run_id}P" --size 1024 --producers 2 --inflight 128 \
-    --warmup 3 --duration 15
+    --warmup 3 --duration 10
 run batch produce --topic "Suite${run_id}B" --size 1024 --producers 2 --inflight 32 --batch 16 \
-    --warmup 3 --duration 15
+    --warmup 3 --duration 10
 peak=$(jq -r '.msgs_per_sec | floor' "$out/produce.json")
 half=$((peak / 2))
 run e2e e2e --topic "Suite${run_id}E" --size 1024 --producers 2 --inflight 128 --rate "$half" \
-    --warmup 3 --duration 15
+    --warmup 3 --duration 10
 run longpoll longpoll --topic "Suite${run_id}L" --size 1024 --interval-ms 50 --messages 200
 
 ms() { jq -r "$1 / 1000 * 100 | round / 100" "$2"; }
