@@ -1017,7 +1017,11 @@ impl Inner {
         result: &mut GetMessageResult,
         max_phys: i64,
     ) -> Result<(), StoreError> {
-        let visible = self.dispatched_end.get();
+        // Every entry a pull can select points into a written group (entries are appended
+        // only after their group's write, and sync with Sync flush), but `dispatched_end`
+        // moves only once the whole group is dispatched, which awaits queue-file writes:
+        // bounding by it here would skip records whose entries are already visible.
+        let visible = self.log.written_end();
         let entries: Vec<CqEntry> = selected.iter().map(|(_, e)| *e).collect();
         let runs: Vec<(usize, usize)> = plan_reads(&entries, self.config.segment_size_bytes)
             .into_iter()
