@@ -88,7 +88,8 @@ fn tail_pulls_see_every_message(flush: FlushPolicy) {
                             | GetMessageStatus::NoMatchedLogicQueue
                             | GetMessageStatus::NoMessageInQueue => {
                                 assert_eq!(result.next_begin_offset.max(next), next);
-                                compio::runtime::spawn(async {}).await;
+                                // Yield to the writers before asking again.
+                                let _ = compio::runtime::spawn(async {}).await;
                             }
                             other => panic!(
                                 "queue {queue_id}: pull at {next} answered {other:?} (next {})",
