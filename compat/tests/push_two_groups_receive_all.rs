@@ -84,8 +84,10 @@ async fn ten_thousand_sends_are_received_in_full_by_two_groups() {
         );
         assert!(
             done,
-            "group {name} did not receive all {MESSAGE_COUNT} messages within {limit:?}: {}",
-            describe_missing(&want, &inbox.distinct_bodies())
+            "group {name} did not receive all {MESSAGE_COUNT} messages within {limit:?}: {}; \
+             missing (body, queue, offset): {:?}",
+            describe_missing(&want, &inbox.distinct_bodies()),
+            support::missing_slots("m", &results, &inbox.distinct_bodies())
         );
         assert_eq!(
             inbox.distinct_bodies(),

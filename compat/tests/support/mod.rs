@@ -380,3 +380,23 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     chain
 }
+
+/// Where the broker said each missing body was stored (`queue id`, `queue offset`), so a
+/// failure names the exact slots that were never delivered.
+pub fn missing_slots(
+    prefix: &str,
+    results: &[SendResult],
+    got: &BTreeSet<String>,
+) -> Vec<(String, i32, u64)> {
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("{prefix}-{i}"), r))
+        .filter(|(body, _)| !got.contains(body))
+        .map(|(body, r)| {
+            let queue_id = r.message_queue.as_ref().map_or(-1, |q| q.queue_id());
+            (body, queue_id, r.queue_offset)
+        })
+        .take(20)
+        .collect()
+}
