@@ -184,6 +184,8 @@ impl OneProducer {
             let recorder = Arc::clone(&recorder);
             let errors_logged = Arc::clone(&errors_logged);
             let bytes = (batch * self.opts.size_bytes) as u64;
+            // Bodies too small for a born time cannot be matched with their receipt.
+            let stamped = self.opts.size_bytes >= crate::body::STAMP_BYTES;
             tokio::spawn(async move {
                 let result = if msgs.len() == 1 {
                     match msgs.into_iter().next() {
@@ -197,6 +199,9 @@ impl OneProducer {
                     Ok(()) => {
                         recorder.record_send(started.elapsed());
                         recorder.add_messages(batch as u64, bytes);
+                        if stamped {
+                            recorder.ack_born(batch as u64, born_us);
+                        }
                     }
                     Err(e) => {
                         recorder.add_errors(batch as u64);

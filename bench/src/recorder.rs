@@ -37,6 +37,9 @@ pub struct Recorder {
     errors: AtomicU64,
     received: AtomicU64,
     received_bytes: AtomicU64,
+    measure_start_us: AtomicU64,
+    sent_born_measuring: AtomicU64,
+    received_born_measuring: AtomicU64,
     send_us: Mutex<Histogram<u64>>,
     e2e_us: Mutex<Histogram<u64>>,
     measuring: AtomicBool,
@@ -52,6 +55,9 @@ impl Recorder {
             errors: AtomicU64::new(0),
             received: AtomicU64::new(0),
             received_bytes: AtomicU64::new(0),
+            measure_start_us: AtomicU64::new(now_unix_us()),
+            sent_born_measuring: AtomicU64::new(0),
+            received_born_measuring: AtomicU64::new(0),
             send_us: Mutex::new(new_histogram()?),
             e2e_us: Mutex::new(new_histogram()?),
             measuring: AtomicBool::new(true),
@@ -72,6 +78,10 @@ impl Recorder {
         self.errors.store(0, Ordering::Release);
         self.received.store(0, Ordering::Release);
         self.received_bytes.store(0, Ordering::Release);
+        self.sent_born_measuring.store(0, Ordering::Release);
+        self.received_born_measuring.store(0, Ordering::Release);
+        self.measure_start_us
+            .store(now_unix_us(), Ordering::Release);
         if let Ok(mut h) = self.send_us.lock() {
             h.reset();
         }
@@ -114,6 +124,31 @@ impl Recorder {
     /// Body bytes received so far.
     pub fn received_bytes(&self) -> u64 {
         self.received_bytes.load(Ordering::Relaxed)
+    }
+
+    /// `count` acknowledged messages born at `born_us`: counted for the loss check only if
+    /// born in the measured phase (see [`Recorder::lost`]).
+    pub fn ack_born(&self, count: u64, born_us: u64) {
+        if born_us >= self.measure_start_us.load(Ordering::Acquire) {
+            self.sent_born_measuring.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    /// A received message born at `born_us` (same rule as [`Recorder::ack_born`]).
+    pub fn receive_born(&self, born_us: u64) {
+        if born_us >= self.measure_start_us.load(Ordering::Acquire) {
+            self.received_born_measuring.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Acknowledged messages born in the measured phase that no consumer has received.
+    /// Keyed by birth, not by when the ack or the receipt was counted: a message can reach
+    /// its consumer before its ack reaches the producer, so counting acks and receipts from
+    /// the end of the warm-up would see messages straddling it as lost.
+    pub fn lost(&self) -> u64 {
+        let sent = self.sent_born_measuring.load(Ordering::Relaxed);
+        let received = self.received_born_measuring.load(Ordering::Relaxed);
+        sent.saturating_sub(received)
     }
 
     /// `count` messages failed.
@@ -168,9 +203,9 @@ impl Recorder {
     }
 
     /// The final report of a run that both sends and receives: messages acknowledged, and
-    /// every acknowledged message not received counted as an error.
+    /// every acknowledged message not received counted as an error (see [`Recorder::lost`]).
     pub fn report_with_lost(&self, mode: &str, seconds: f64) -> Report {
-        let lost = self.messages().saturating_sub(self.received());
+        let lost = self.lost();
         let errors = self.errors().saturating_add(lost);
         self.build_report(mode, seconds, self.messages(), self.bytes(), errors)
     }
@@ -353,11 +388,28 @@ mod tests {
     #[test]
     fn acknowledged_messages_never_received_count_as_errors() {
         let r = Recorder::new().unwrap();
+        let born = now_unix_us();
         r.add_messages(10, 10_240);
+        r.ack_born(10, born);
         r.add_received(7, 7_168);
+        for _ in 0..7 {
+            r.receive_born(born);
+        }
         r.add_errors(1);
         assert_eq!(r.report_with_lost("e2e", 1.0).errors, 4);
         assert_eq!(r.report_received("consume", 1.0).messages, 7);
+    }
+
+    #[test]
+    fn a_message_received_before_warmup_ends_and_acked_after_is_not_lost() {
+        let r = Recorder::new().unwrap();
+        r.start_warmup();
+        let born_in_warmup = now_unix_us();
+        r.receive_born(born_in_warmup);
+        std::thread::sleep(Duration::from_millis(2));
+        r.start_measuring();
+        r.ack_born(1, born_in_warmup);
+        assert_eq!(r.lost(), 0);
     }
 
     #[test]
