@@ -47,6 +47,10 @@ pub(crate) struct QueueTable {
     entries_per_file: u64,
     owns_queue: Placement,
     map: RefCell<QueueMap>,
+    /// Held while a queue is being opened. Opening scans and repairs the queue's files, so
+    /// two opens of one queue must not overlap: the second would cut entries the first
+    /// one's owner has written meanwhile (seen: entries 1..16 of new queues zeroed on disk).
+    opening: Mutex<()>,
 }
 
 impl std::fmt::Debug for QueueTable {
@@ -93,6 +97,7 @@ impl QueueTable {
             entries_per_file,
             owns_queue,
             map: RefCell::new(HashMap::new()),
+            opening: Mutex::new(()),
         }
     }
 
@@ -122,6 +127,11 @@ impl QueueTable {
                 queue_id,
             });
         }
+        let _opening = self.opening.lock().await;
+        // Another task may have opened it while this one waited for the lock.
+        if let Some(slot) = self.existing(topic, queue_id) {
+            return Ok(slot);
+        }
         let cq = ConsumeQueue::open(self.queue_dir(topic, queue_id), self.entries_per_file)
             .await
             .map_err(|source| StoreError::ConsumeQueue {
@@ -129,10 +139,6 @@ impl QueueTable {
                 queue_id,
                 source,
             })?;
-        // Another task may have opened it while this one waited: keep the first.
-        if let Some(slot) = self.existing(topic, queue_id) {
-            return Ok(slot);
-        }
         let topic: Rc<str> = Rc::from(topic);
         let slot = Rc::new(QueueSlot {
             topic: Rc::clone(&topic),
