@@ -17,11 +17,6 @@ use support::{
 const MESSAGE_COUNT: usize = 2_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "broker bug (suspected, reported by c1): messages acknowledged SEND_OK at a \
-            (queue, offset) while the group's members long-poll at the tail are never delivered \
-            to either member, although later offsets of the same queue are (3 of 4 runs lose \
-            1-7 of 2,000, e.g. queue 0 offsets 1,2,3 and 417); consuming after all sends never \
-            loses any"]
 async fn two_members_of_one_group_split_the_queues() {
     let broker = Broker::start();
     let env = ClientEnv::new("split");
