@@ -1,5 +1,5 @@
-//! Shared by the compatibility tests: start the real `ringmq-server` binary on port 0 with a
-//! temporary store, and wire up `rocketmq-client-rust` 1.0.0 (runtime, producer, consumers)
+//! Shared by the compatibility tests: run the real `ringmq-server` binary (ringmq-testkit), and
+//! wire up `rocketmq-client-rust` 1.0.0 (runtime, producer, consumers)
 //! against its embedded name server.
 //!
 //! Each test binary holds exactly one test: the client installs process-global telemetry, so
@@ -7,11 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rocketmq_client_rust::{
@@ -25,87 +21,18 @@ use rocketmq_model::result::{SendResult, SendStatus};
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 
-/// The broker binary built next to this test executable (`<target>/<profile>/ringmq-server`).
-pub fn broker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test executable");
-    // The test executable lives in `<target>/<profile>/deps/`.
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable is inside <target>/<profile>/deps");
-    let binary = profile_dir.join("ringmq-server");
-    assert!(
-        binary.is_file(),
-        "broker binary not found at {}: run `cargo build -p ringmq-server` (same profile and \
-         target dir) before these tests, or run `cargo test --workspace`",
-        binary.display()
-    );
-    binary
-}
-
-/// A running broker process with its embedded name server; killed when dropped.
-pub struct Broker {
-    child: Child,
-    pub broker_addr: SocketAddr,
-    pub namesrv_addr: SocketAddr,
-    _store: tempfile::TempDir,
-}
+/// A running broker with its embedded name server (started through `ringmq-testkit`:
+/// port 0, temporary store, small segments, registration awaited); killed when dropped.
+pub struct Broker(ringmq_testkit::Broker);
 
 impl Broker {
-    /// Starts the broker on port 0 with a fresh temporary store and small segments.
     pub fn start() -> Broker {
-        let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new(broker_binary())
-            .args(["--listen", "127.0.0.1:0", "--namesrv-listen", "127.0.0.1:0"])
-            // Small segments: a test must not preallocate a GiB per shard.
-            .args(["--segment-size", "16777216"])
-            .arg("--store")
-            .arg(store.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // Keep draining after the receiver is gone so the broker never blocks on stdout.
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut broker_addr = None;
-        let mut namesrv_addr = None;
-        while broker_addr.is_none() || namesrv_addr.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .expect("broker did not print both listening lines within 30 s");
-            if let Some(addr) = line.strip_prefix("listening broker ") {
-                broker_addr = Some(addr.trim().parse().unwrap());
-            } else if let Some(addr) = line.strip_prefix("listening namesrv ") {
-                namesrv_addr = Some(addr.trim().parse().unwrap());
-            }
-        }
-        Broker {
-            child,
-            broker_addr: broker_addr.unwrap(),
-            namesrv_addr: namesrv_addr.unwrap(),
-            _store: store,
-        }
+        Broker(ringmq_testkit::Broker::start(&[]))
     }
 
     /// The name server address in the `host:port` form the client expects.
     pub fn namesrv(&self) -> String {
-        self.namesrv_addr.to_string()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.namesrv().to_string()
     }
 }
 
