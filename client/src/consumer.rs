@@ -229,6 +229,23 @@ impl OffsetStore {
         base.join(client_id).join(group).join("offsets.json")
     }
 
+    /// The store a consumer of `group` uses in `model`: the broker's for clustering, a local
+    /// file (under `offset_store_dir`, else `~/.rocketmq_offsets`) for broadcasting.
+    pub fn for_model(
+        model: MessageModel,
+        group: &str,
+        offset_store_dir: Option<&Path>,
+        client_id: &str,
+    ) -> Result<Self> {
+        match model {
+            MessageModel::Clustering => Ok(OffsetStore::remote(group)),
+            MessageModel::Broadcasting => OffsetStore::local(
+                group,
+                OffsetStore::default_local_path(offset_store_dir, client_id, group),
+            ),
+        }
+    }
+
     /// Is this the broadcasting (file) store?
     pub fn is_local(&self) -> bool {
         self.file.is_some()
@@ -407,6 +424,28 @@ pub async fn compute_assignment(
         }
     };
     Some(strategy.allocate(&core.client_id, &mq_all, &cid_all))
+}
+
+/// Routes NOTIFY_CONSUMER_IDS_CHANGED for `group` (or without a group) to `wakeup` of the
+/// consumer behind `consumer`, so it rebalances at once (protocol.md §2.9). The handler holds
+/// the consumer weakly: a dropped consumer is not kept alive by its connection.
+pub(crate) fn rebalance_on_notify<T: Send + Sync + 'static>(
+    core: &ClientCore,
+    group: String,
+    consumer: std::sync::Weak<T>,
+    wakeup: fn(&T) -> &tokio::sync::Notify,
+) {
+    core.remoting
+        .set_inbound_handler(Arc::new(move |_addr, request| {
+            if request.code == ringmq_protocol::codes::request_code::NOTIFY_CONSUMER_IDS_CHANGED
+                && request.ext("consumerGroup").is_none_or(|g| g == group)
+            {
+                if let Some(consumer) = consumer.upgrade() {
+                    wakeup(&consumer).notify_one();
+                }
+            }
+            None
+        }));
 }
 
 #[cfg(test)]

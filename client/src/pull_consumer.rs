@@ -39,7 +39,8 @@ use tokio::task::JoinHandle;
 use crate::allocate::AllocateStrategy;
 use crate::api::{self, PullArgs, PullStatus};
 use crate::consumer::{
-    compute_assignment, start_offset_without_stored, ConsumeFrom, OffsetStore, Subscription,
+    compute_assignment, rebalance_on_notify, start_offset_without_stored, ConsumeFrom, OffsetStore,
+    Subscription,
 };
 use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
@@ -257,17 +258,12 @@ impl LitePullConsumer {
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(ClientError::State("already started"));
         }
-        let store = match config.model {
-            MessageModel::Clustering => OffsetStore::remote(&config.group),
-            MessageModel::Broadcasting => OffsetStore::local(
-                &config.group,
-                OffsetStore::default_local_path(
-                    config.offset_store_dir.as_deref(),
-                    &inner.core.client_id,
-                    &config.group,
-                ),
-            )?,
-        };
+        let store = OffsetStore::for_model(
+            config.model,
+            &config.group,
+            config.offset_store_dir.as_deref(),
+            &inner.core.client_id,
+        )?;
         if let Ok(mut slot) = inner.offsets.lock() {
             *slot = Some(Arc::new(store));
         }
@@ -277,21 +273,12 @@ impl LitePullConsumer {
                 .map(|i| vec![i.consumer_data()])
                 .unwrap_or_default()
         }));
-        let weak = Arc::downgrade(inner);
-        let group = config.group.clone();
-        inner
-            .core
-            .remoting
-            .set_inbound_handler(Arc::new(move |_addr, request| {
-                if request.code == request_code::NOTIFY_CONSUMER_IDS_CHANGED
-                    && request.ext("consumerGroup").is_none_or(|g| g == group)
-                {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.rebalance_wakeup.notify_one();
-                    }
-                }
-                None
-            }));
+        rebalance_on_notify(
+            &inner.core,
+            config.group.clone(),
+            Arc::downgrade(inner),
+            |inner| &inner.rebalance_wakeup,
+        );
         match mode {
             Mode::Subscribe(subs) => {
                 for topic in subs.keys() {

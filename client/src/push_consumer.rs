@@ -44,8 +44,8 @@ use tokio::task::JoinHandle;
 use crate::allocate::AllocateStrategy;
 use crate::api::{self, PullArgs, PullStatus};
 use crate::consumer::{
-    compute_assignment, retry_topic, start_offset_without_stored, ConsumeFrom, InFlight,
-    OffsetStore, Subscription,
+    compute_assignment, rebalance_on_notify, retry_topic, start_offset_without_stored, ConsumeFrom,
+    InFlight, OffsetStore, Subscription,
 };
 use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
@@ -290,17 +290,12 @@ impl PushConsumer {
                     .or_insert_with(|| Subscription::new(&retry, "*"));
             }
         }
-        let store = match config.model {
-            MessageModel::Clustering => OffsetStore::remote(&config.group),
-            MessageModel::Broadcasting => OffsetStore::local(
-                &config.group,
-                OffsetStore::default_local_path(
-                    config.offset_store_dir.as_deref(),
-                    &inner.core.client_id,
-                    &config.group,
-                ),
-            )?,
-        };
+        let store = OffsetStore::for_model(
+            config.model,
+            &config.group,
+            config.offset_store_dir.as_deref(),
+            &inner.core.client_id,
+        )?;
         if let Ok(mut slot) = inner.offsets.lock() {
             *slot = Some(Arc::new(store));
         }
@@ -310,21 +305,12 @@ impl PushConsumer {
                 .map(|i| vec![i.consumer_data()])
                 .unwrap_or_default()
         }));
-        let weak = Arc::downgrade(inner);
-        let group = config.group.clone();
-        inner
-            .core
-            .remoting
-            .set_inbound_handler(Arc::new(move |_addr, request| {
-                if request.code == request_code::NOTIFY_CONSUMER_IDS_CHANGED
-                    && request.ext("consumerGroup").is_none_or(|g| g == group)
-                {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.rebalance_wakeup.notify_one();
-                    }
-                }
-                None
-            }));
+        rebalance_on_notify(
+            &inner.core,
+            config.group.clone(),
+            Arc::downgrade(inner),
+            |inner| &inner.rebalance_wakeup,
+        );
         // Routes first (their brokers are where the heartbeat goes), then the heartbeat
         // (which makes the broker create %RETRY%group), then the retry topic's route.
         let mut found_any = false;
