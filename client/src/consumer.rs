@@ -426,6 +426,31 @@ pub async fn compute_assignment(
     Some(strategy.allocate(&core.client_id, &mq_all, &cid_all))
 }
 
+/// Where a newly assigned queue starts: the stored offset, else the one `from` gives
+/// (protocol.md §6.3). `None` when either lookup fails: the queue is skipped this round and
+/// the next rebalance tries again (as the Java client does with its -2 offset).
+pub(crate) async fn start_offset_for(
+    core: &ClientCore,
+    store: &OffsetStore,
+    mq: &MessageQueue,
+    from: ConsumeFrom,
+) -> Option<i64> {
+    match store.read_stored(core, mq).await {
+        Ok(Some(offset)) => Some(offset),
+        Ok(None) => match start_offset_without_stored(core, mq, from).await {
+            Ok(offset) => Some(offset),
+            Err(e) => {
+                tracing::debug!(queue = ?mq, error = %e, "cannot compute start offset; skipping this round");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::debug!(queue = ?mq, error = %e, "cannot read offset; skipping this round");
+            None
+        }
+    }
+}
+
 /// Routes NOTIFY_CONSUMER_IDS_CHANGED for `group` (or without a group) to `wakeup` of the
 /// consumer behind `consumer`, so it rebalances at once (protocol.md §2.9). The handler holds
 /// the consumer weakly: a dropped consumer is not kept alive by its connection.

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use crate::allocate::AllocateStrategy;
 use crate::api::{self, PullArgs, PullStatus};
 use crate::consumer::{
-    compute_assignment, rebalance_on_notify, start_offset_without_stored, ConsumeFrom, OffsetStore,
+    compute_assignment, rebalance_on_notify, start_offset_for, ConsumeFrom, OffsetStore,
     Subscription,
 };
 use crate::core::{periodic, ClientConfig, ClientCore};
@@ -531,23 +531,10 @@ impl Inner {
             if present {
                 continue;
             }
-            let start = match store.read_stored(&self.core, &mq).await {
-                Ok(Some(offset)) => offset,
-                Ok(None) => {
-                    match start_offset_without_stored(&self.core, &mq, self.config.consume_from)
-                        .await
-                    {
-                        Ok(offset) => offset,
-                        Err(e) => {
-                            tracing::debug!(queue = ?mq, error = %e, "cannot compute start offset");
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(queue = ?mq, error = %e, "cannot read offset");
-                    continue;
-                }
+            let Some(start) =
+                start_offset_for(&self.core, &store, &mq, self.config.consume_from).await
+            else {
+                continue;
             };
             store.update(&mq, start, false);
             self.start_queue(mq, start);

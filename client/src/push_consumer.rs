@@ -44,8 +44,8 @@ use tokio::task::JoinHandle;
 use crate::allocate::AllocateStrategy;
 use crate::api::{self, PullArgs, PullStatus};
 use crate::consumer::{
-    compute_assignment, rebalance_on_notify, retry_topic, start_offset_without_stored, ConsumeFrom,
-    InFlight, OffsetStore, Subscription,
+    compute_assignment, rebalance_on_notify, retry_topic, start_offset_for, ConsumeFrom, InFlight,
+    OffsetStore, Subscription,
 };
 use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
@@ -511,23 +511,10 @@ impl Inner {
             if present || self.stopping.load(Ordering::Acquire) {
                 continue;
             }
-            let start = match store.read_stored(&self.core, &mq).await {
-                Ok(Some(offset)) => offset,
-                Ok(None) => {
-                    match start_offset_without_stored(&self.core, &mq, self.config.consume_from)
-                        .await
-                    {
-                        Ok(offset) => offset,
-                        Err(e) => {
-                            tracing::debug!(queue = ?mq, error = %e, "cannot compute start offset; skipping this round");
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(queue = ?mq, error = %e, "cannot read offset; skipping this round");
-                    continue;
-                }
+            let Some(start) =
+                start_offset_for(&self.core, &store, &mq, self.config.consume_from).await
+            else {
+                continue;
             };
             store.update(&mq, start, false);
             let pq = Arc::new(ProcessQueue::default());
