@@ -90,10 +90,11 @@ pub struct BrokerArgs {
     /// [default: async].
     #[arg(long, value_enum)]
     pub flush: Option<FlushMode>,
-    /// master or slave [default: master].
+    /// master or slave [default: master]. slave is not supported yet: refused at start
+    /// until master/slave replication is built.
     #[arg(long, value_enum)]
     pub role: Option<Role>,
-    /// Master's HA address for a slave (host:port).
+    /// Master's HA address for a slave (host:port). Not supported yet: refused at start.
     #[arg(long, value_name = "HOST:PORT")]
     pub master: Option<String>,
     /// Broker name shared by a master and its slaves [default: host name].
@@ -103,12 +104,14 @@ pub struct BrokerArgs {
     #[arg(long, value_name = "N")]
     pub broker_id: Option<i64>,
     /// async: answer sends without waiting for the slave; sync: wait for its ack [default: async].
+    /// sync is not supported yet: refused at start.
     #[arg(long, value_enum)]
     pub replication: Option<ReplicationMode>,
-    /// HA listen address [default: listen port + 1].
+    /// HA listen address [default: listen port + 1]. Not supported yet: refused at start.
     #[arg(long, value_name = "ADDR")]
     pub ha_listen: Option<SocketAddr>,
-    /// Metrics (Prometheus text) listen address [default: off].
+    /// Metrics (Prometheus text) listen address [default: off]. Not supported yet: refused at
+    /// start.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// Create unknown topics on first send from TBW102 [default: true].
@@ -379,6 +382,41 @@ impl BrokerConfig {
         }
     }
 
+    /// Refuses settings the broker accepts in its configuration but does not act on yet, so
+    /// that nobody runs, say, a "slave" that is in fact a second master taking sends.
+    pub fn refuse_unbuilt(&self) -> Result<(), ConfigError> {
+        let not_yet = |what: &str, why: &str| {
+            Err(ConfigError::Invalid(format!(
+                "{what} is not supported yet: {why}"
+            )))
+        };
+        if self.role == Role::Slave {
+            return not_yet(
+                "--role slave (brokerRole=SLAVE)",
+                "master/slave replication is not built; this broker would run as a master and take sends",
+            );
+        }
+        if self.master.is_some() {
+            return not_yet(
+                "--master (haMasterAddress)",
+                "master/slave replication is not built",
+            );
+        }
+        if self.replication == ReplicationMode::Sync {
+            return not_yet(
+                "--replication sync (brokerRole=SYNC_MASTER)",
+                "there is no slave to wait for; use --replication async (ASYNC_MASTER)",
+            );
+        }
+        if self.ha_listen.is_some() {
+            return not_yet("--ha-listen", "master/slave replication is not built");
+        }
+        if self.metrics_listen.is_some() {
+            return not_yet("--metrics-listen", "the metrics endpoint is not built");
+        }
+        Ok(())
+    }
+
     /// One line per setting, printed at start-up.
     pub fn describe(&self) -> String {
         let name_server = match &self.name_server {
@@ -533,6 +571,29 @@ mod tests {
             "127.0.0.1:10912"
         ]))
         .is_ok());
+    }
+
+    #[test]
+    fn settings_not_built_yet_are_refused_at_start() {
+        for argv in [
+            &[
+                "--role",
+                "slave",
+                "--broker-id",
+                "1",
+                "--master",
+                "127.0.0.1:10912",
+            ][..],
+            &["--replication", "sync"],
+            &["--ha-listen", "127.0.0.1:0"],
+            &["--metrics-listen", "127.0.0.1:0"],
+        ] {
+            let config = BrokerConfig::from_args(&args(argv)).unwrap();
+            let error = config.refuse_unbuilt().unwrap_err().to_string();
+            assert!(error.contains("not supported yet"), "{argv:?}: {error}");
+        }
+        let plain = BrokerConfig::from_args(&args(&[])).unwrap();
+        assert!(plain.refuse_unbuilt().is_ok());
     }
 
     #[test]

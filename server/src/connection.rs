@@ -7,9 +7,10 @@
 //! complete in any order; clients match them by `opaque`. A writer task drains the
 //! connection's outbox with one vectored write per batch.
 //!
-//! Bounds: at most [`MAX_IN_FLIGHT_REQUESTS`] unanswered requests and
-//! [`MAX_OUTBOX_BYTES`] of queued responses per connection; past either, the reader stops
-//! reading (TCP back-pressure) until the backlog drains. A frame that cannot be decoded
+//! Bounds: at most [`MAX_IN_FLIGHT_REQUESTS`] unanswered requests holding at most
+//! [`MAX_IN_FLIGHT_BYTES`] of request frames, and [`MAX_OUTBOX_BYTES`] of queued responses
+//! per connection; past any of them, the reader stops reading (TCP back-pressure) until the
+//! backlog drains. A frame that cannot be decoded
 //! closes the connection; other connections are unaffected. A held request (long polling)
 //! keeps a [`Connection`] handle and writes its response later through [`Connection::send`];
 //! once the connection is closed, sends are dropped.
@@ -36,6 +37,9 @@ use crate::notify::LocalNotify;
 
 /// Unanswered requests per connection before the reader pauses.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 4096;
+/// Bytes of unanswered request frames per connection before the reader pauses (a count
+/// alone would let 4,096 requests of 4 MiB each pin 16 GiB).
+pub const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 /// Queued response bytes per connection before the reader pauses.
 pub const MAX_OUTBOX_BYTES: usize = 64 * 1024 * 1024;
 /// How much the read buffer grows by when it is full.
@@ -85,6 +89,7 @@ pub struct Connection {
     outbox: RefCell<VecDeque<Bytes>>,
     outbox_bytes: Cell<usize>,
     in_flight: Cell<usize>,
+    in_flight_bytes: Cell<usize>,
     closed: Cell<bool>,
     writer_wake: LocalNotify,
     /// Backlog drained (a request finished or the outbox shrank): the reader may go on.
@@ -102,6 +107,7 @@ impl Connection {
             outbox: RefCell::new(VecDeque::new()),
             outbox_bytes: Cell::new(0),
             in_flight: Cell::new(0),
+            in_flight_bytes: Cell::new(0),
             closed: Cell::new(false),
             writer_wake: LocalNotify::default(),
             reader_wake: LocalNotify::default(),
@@ -152,6 +158,7 @@ impl Connection {
 
     fn is_backlogged(&self) -> bool {
         self.in_flight.get() >= MAX_IN_FLIGHT_REQUESTS
+            || self.in_flight_bytes.get() >= MAX_IN_FLIGHT_BYTES
             || self.outbox_bytes.get() >= MAX_OUTBOX_BYTES
     }
 
@@ -191,8 +198,8 @@ async fn read_loop<S: Service>(
     loop {
         // Decode every complete frame already buffered.
         loop {
-            let serialize_type = match peek_frame_prefix(&buffer, &limits) {
-                Ok(Some(prefix)) => prefix.serialize_type,
+            let (serialize_type, frame_bytes) = match peek_frame_prefix(&buffer, &limits) {
+                Ok(Some(prefix)) => (prefix.serialize_type, prefix.frame_bytes),
                 Ok(None) => break,
                 Err(error) => {
                     tracing::info!(connection = connection.id, peer = %connection.peer, %error, "bad frame; closing");
@@ -202,7 +209,7 @@ async fn read_loop<S: Service>(
             match decode_frame(&mut buffer, &limits) {
                 Ok(Some(request)) => {
                     connection.serialize_type.set(serialize_type);
-                    dispatch(connection, service, request);
+                    dispatch(connection, service, request, frame_bytes);
                 }
                 Ok(None) => break,
                 Err(error) => {
@@ -241,7 +248,12 @@ async fn read_loop<S: Service>(
     }
 }
 
-fn dispatch<S: Service>(connection: &Rc<Connection>, service: &Rc<S>, request: RemotingCommand) {
+fn dispatch<S: Service>(
+    connection: &Rc<Connection>,
+    service: &Rc<S>,
+    request: RemotingCommand,
+    frame_bytes: usize,
+) {
     if request.is_response() {
         // Answers to broker-initiated requests (we send those oneway); nothing waits for them.
         return;
@@ -250,6 +262,9 @@ fn dispatch<S: Service>(connection: &Rc<Connection>, service: &Rc<S>, request: R
     let connection = Rc::clone(connection);
     let service = Rc::clone(service);
     connection.in_flight.set(connection.in_flight.get() + 1);
+    connection
+        .in_flight_bytes
+        .set(connection.in_flight_bytes.get() + frame_bytes);
     compio::runtime::spawn(async move {
         let response = Rc::clone(&service)
             .handle(Rc::clone(&connection), request)
@@ -257,6 +272,9 @@ fn dispatch<S: Service>(connection: &Rc<Connection>, service: &Rc<S>, request: R
         connection
             .in_flight
             .set(connection.in_flight.get().saturating_sub(1));
+        connection
+            .in_flight_bytes
+            .set(connection.in_flight_bytes.get().saturating_sub(frame_bytes));
         if let (Some(response), false) = (response, oneway) {
             connection.send(response);
         }

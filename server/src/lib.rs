@@ -1,21 +1,26 @@
 //! The ringmq broker (design.md): configuration, shards, connections, processors,
 //! long polling and the embedded name server.
+//!
+//! A request's path: [`connection`] reads a frame → [`router`] picks its processor →
+//! [`processor`] decodes and checks it, then calls the [`shard`] API (the hop to the
+//! queue's owner, long polling, the store) → the processor encodes the answer → the
+//! connection writes it.
 
 pub mod backend;
-pub mod broker;
 pub mod broker_conf;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod groups;
-pub mod inbox;
 pub mod listener;
-pub mod long_poll;
 pub mod namesrv;
 pub mod notify;
 pub mod placement;
 pub mod processor;
 pub mod registration;
 pub mod remoting_client;
+pub mod reply;
+pub mod router;
 pub mod shard;
 pub mod shutdown;
 pub mod stats;

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use ringmq_server::backend::{probe_io_uring, IoUringProbe};
-use ringmq_server::broker::BrokerShared;
 use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer};
-use ringmq_server::inbox::Inboxes;
 use ringmq_server::listener::bind_reuseport_group;
 use ringmq_server::namesrv::{self, NameServerHandle, NamesrvConfig};
 use ringmq_server::registration::{
     reachable, Registration, RegistrationConfig, RegistrationHandle, TopicSnapshot,
 };
-use ringmq_server::shard::Shards;
+use ringmq_server::router::Router;
+use ringmq_server::shard::hop::Inboxes;
+use ringmq_server::shard::thread::Shards;
+use ringmq_server::shard::BrokerShared;
 use ringmq_server::shutdown::Shutdown;
 use ringmq_server::topics::{TopicSettings, Topics};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -35,7 +36,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Namesrv { listen }) = cli.command {
         return run_namesrv(listen);
     }
-    let config = Arc::new(BrokerConfig::from_args(&cli.broker)?);
+    let config = BrokerConfig::from_args(&cli.broker)?;
+    config.refuse_unbuilt()?;
+    let config = Arc::new(config);
     run_broker(config)
 }
 
@@ -73,17 +76,32 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         bound,
         topics,
         inboxes,
+        ringmq_server::clock::system(),
         registration_handle.topics_changed_hook(),
     ));
     let snapshot_shared = Arc::clone(&shared);
     let topic_snapshot: TopicSnapshot = Arc::new(move || snapshot_shared.topics.snapshot());
     let shutdown = Shutdown::new(config.shards);
-    let (shards, started) = Shards::start(shared, listeners, Arc::clone(&shutdown))?;
+    let (shards, started) = Shards::start(
+        Arc::clone(&shared),
+        listeners,
+        Arc::clone(&shutdown),
+        Router::for_shard,
+    )?;
     for shard in &started {
         eprintln!(
             "shard {} on cpu {}: backend {}",
             shard.shard_id, shard.cpu, shard.driver
         );
+    }
+    // Before the first registration: topics whose messages the log holds but whose config
+    // a crash kept from reaching topics.json.
+    let stored_queues: Vec<(String, i32)> = started
+        .into_iter()
+        .flat_map(|shard| shard.stored_queues)
+        .collect();
+    for topic in shared.topics.recover_from_log(&stored_queues) {
+        eprintln!("topic {topic} recreated from the log (its config was not on disk)");
     }
     eprintln!("config: {}", config.describe());
     let registration = Registration::start(
@@ -103,6 +121,7 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
     }
     shutdown.request();
     shards.join()?;
+    shared.topics.flush();
     if let Some(server) = embedded_namesrv {
         if let Err(error) = server.stop() {
             eprintln!("{error:#}");

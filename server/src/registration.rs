@@ -39,6 +39,7 @@ use ringmq_protocol::message::record::body_crc;
 
 use crate::config::BrokerConfig;
 use crate::remoting_client::{ClientError, RemotingClient};
+use crate::reply::error_chain;
 
 /// Gives the broker's current topic table. Called on the registration thread before every
 /// registration, so it must be cheap enough to run every 30 s and after each topic change,
@@ -457,18 +458,6 @@ pub fn register_request(
         RemotingCommand::request(request_code::REGISTER_BROKER, header.to_ext())
             .with_body(Bytes::from(bytes)),
     )
-}
-
-/// An error and its sources on one line, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

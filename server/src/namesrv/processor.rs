@@ -20,7 +20,8 @@ use ringmq_protocol::headers::{
 use ringmq_protocol::message::record::body_crc;
 
 use super::route_table::{BrokerRegistration, RouteTable, DEFAULT_BROKER_TIMEOUT_MS};
-use crate::broker::not_supported;
+use crate::reply::error_chain;
+use crate::reply::not_supported;
 
 /// Answers one request against `table` at `now_ms`. `connection_id` is the connection the
 /// request arrived on (a registering broker is dropped when it closes).
@@ -147,18 +148,6 @@ fn header_error(request: &RemotingCommand, error: &HeaderError) -> RemotingComma
 
 fn system_error(request: &RemotingCommand, remark: &str) -> RemotingCommand {
     RemotingCommand::response_to(request, response_code::SYSTEM_ERROR).with_remark(remark)
-}
-
-/// An error and its sources on one line, for a remark.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,24 +4,19 @@
 use std::rc::Rc;
 
 use ringmq_protocol::body::{JsonBody, KvTable, TopicConfig};
-use ringmq_protocol::codes::response_code;
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::headers::{CreateTopicRequestHeader, DeleteTopicRequestHeader};
 
-use super::{decode_header, error_chain, error_response, success, topic_error};
-use crate::broker::{now_ms, BrokerShard};
+use super::{decode_header, success, Answer, Refused};
+use crate::shard::Shard;
 use crate::stats::BrokerStats;
 
-/// UPDATE_AND_CREATE_TOPIC: validates, stores, persists and re-registers.
-pub fn create_topic(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> RemotingCommand {
-    let header: CreateTopicRequestHeader = match decode_header(request) {
-        Ok(header) => header,
-        Err(response) => return response,
-    };
-    let attributes = match parse_attributes(header.attributes.as_deref()) {
-        Ok(attributes) => attributes,
-        Err(remark) => return error_response(request, response_code::INVALID_PARAMETER, remark),
-    };
+/// UPDATE_AND_CREATE_TOPIC: validates, stores, re-registers, and answers once the topic
+/// table is on disk.
+pub async fn create_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    let header: CreateTopicRequestHeader = decode_header(request)?;
+    let attributes = parse_attributes(header.attributes.as_deref())
+        .map_err(|reason| Refused::InvalidAttributes { reason })?;
     let config = TopicConfig {
         topic_name: header.topic,
         read_queue_nums: header.read_queue_nums,
@@ -32,15 +27,13 @@ pub fn create_topic(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> Remot
         order: header.order,
         attributes,
     };
-    match shard.shared.topics.create_or_update(config) {
-        Ok(changed) => {
-            if changed {
-                shard.shared.topics_changed();
-            }
-            success(request)
-        }
-        Err(error) => topic_error(request, &error),
+    let shared = shard.shared();
+    let change = shared.topics.create_or_update(config)?;
+    if change.changed {
+        shared.topics_changed();
     }
+    change.durable().await?;
+    Ok(success(request))
 }
 
 /// `+key=value,+key2=value2` (RocketMQ 5 topic attributes); a `-key` removal is accepted
@@ -68,37 +61,34 @@ fn parse_attributes(
 
 /// DELETE_TOPIC_IN_BROKER: removes the topic from the table (its stored messages age out
 /// with their segments).
-pub fn delete_topic(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> RemotingCommand {
-    let header: DeleteTopicRequestHeader = match decode_header(request) {
-        Ok(header) => header,
-        Err(response) => return response,
-    };
-    match shard.shared.topics.delete(&header.topic) {
-        Ok(changed) => {
-            if changed {
-                shard.shared.topics_changed();
-            }
-            success(request)
-        }
-        Err(error) => topic_error(request, &error),
+pub async fn delete_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    let header: DeleteTopicRequestHeader = decode_header(request)?;
+    let shared = shard.shared();
+    let change = shared.topics.delete(&header.topic)?;
+    if change.changed {
+        shared.topics_changed();
     }
+    change.durable().await?;
+    Ok(success(request))
 }
 
 /// GET_ALL_TOPIC_CONFIG: the whole table with its data version.
-pub fn all_topic_config(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> RemotingCommand {
-    let snapshot = shard.shared.topics.snapshot();
-    match snapshot.encode() {
-        Ok(bytes) => success(request).with_body(bytes),
-        Err(error) => error_response(request, response_code::SYSTEM_ERROR, error_chain(&error)),
-    }
+pub fn all_topic_config(shard: &Shard, request: &RemotingCommand) -> Answer {
+    let bytes = shard
+        .shared()
+        .topics
+        .snapshot()
+        .encode()
+        .map_err(Refused::body("encoding the topic table"))?;
+    Ok(success(request).with_body(bytes))
 }
 
 /// GET_BROKER_RUNTIME_INFO: a KVTable with the keys `mqadmin clusterList` reads.
-pub fn runtime_info(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> RemotingCommand {
-    let shared = &shard.shared;
+pub fn runtime_info(shard: &Shard, request: &RemotingCommand) -> Answer {
+    let shared = shard.shared();
     let put = BrokerStats::get(&shared.stats.messages_put);
     let got = BrokerStats::get(&shared.stats.messages_got);
-    let uptime_s = (now_ms() as i64 - shared.boot_timestamp_ms).max(1) as f64 / 1000.0;
+    let uptime_s = (shared.clock.wall_ms() - shared.boot_timestamp_ms).max(1) as f64 / 1000.0;
     let put_tps = put as f64 / uptime_s;
     let got_tps = got as f64 / uptime_s;
     let mut table = std::collections::BTreeMap::new();
@@ -130,9 +120,8 @@ pub fn runtime_info(shard: &Rc<BrokerShard>, request: &RemotingCommand) -> Remot
     set("shards", shared.inboxes.shards().to_string());
     // Requests served by another shard than the one holding the connection, since start.
     set("crossShardHops", shared.inboxes.hops().to_string());
-    let body = KvTable { table };
-    match body.encode() {
-        Ok(bytes) => success(request).with_body(bytes),
-        Err(error) => error_response(request, response_code::SYSTEM_ERROR, error_chain(&error)),
-    }
+    let bytes = KvTable { table }
+        .encode()
+        .map_err(Refused::body("encoding the runtime info"))?;
+    Ok(success(request).with_body(bytes))
 }

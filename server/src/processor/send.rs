@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use ringmq_engine::error::StoreError;
 use ringmq_engine::store::{PutMessage, PutResult};
 use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
@@ -22,9 +21,9 @@ use ringmq_protocol::message::batch::decode_batch_bytes;
 use ringmq_protocol::message::msg_id::encode_offset_msg_id;
 use ringmq_protocol::message::properties::{self, keys};
 
-use super::{error_chain, error_response, header_error, topic_error};
-use crate::broker::BrokerShard;
+use super::{Answer, Refused};
 use crate::connection::Connection;
+use crate::shard::Shard;
 use crate::stats::BrokerStats;
 use crate::topics::{check_queue_id, check_send_topic, is_writeable, RETRY_PREFIX};
 
@@ -33,146 +32,72 @@ const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
 /// Request version from which the header's maxReconsumeTimes is honoured (V3_4_9).
 const VERSION_WITH_MAX_RECONSUME: i32 = 121;
 
-/// Why an append failed, as a response code and remark (built on the owner shard, where the
-/// store error is; the error itself does not cross threads).
-#[derive(Debug, Clone)]
-pub struct PutFailure {
-    pub code: i32,
-    pub remark: String,
-}
-
-/// The response code for a store error (protocol.md §2.3 step 7).
-pub fn store_error_code(error: &StoreError) -> i32 {
-    match error {
-        StoreError::DiskFull { .. } | StoreError::Closed | StoreError::LogFull { .. } => {
-            response_code::SERVICE_NOT_AVAILABLE
-        }
-        StoreError::MessageTooLarge { .. } | StoreError::Encode { .. } => {
-            response_code::MESSAGE_ILLEGAL
-        }
-        StoreError::InvalidQueue { .. } => response_code::INVALID_PARAMETER,
-        _ => response_code::SYSTEM_ERROR,
-    }
-}
-
-/// Appends `messages` (one queue) on the shard that owns their queue.
-pub async fn put_on_owner(
-    shard: &Rc<BrokerShard>,
-    topic: &str,
-    queue_id: i32,
-    messages: Vec<PutMessage>,
-) -> Result<Vec<PutResult>, PutFailure> {
-    let owner = shard.owner_of(topic, queue_id);
-    let result = shard
-        .on_shard(owner, move |owner: Rc<BrokerShard>| async move {
-            owner
-                .store
-                .put_batch(messages)
-                .await
-                .map_err(|error| PutFailure {
-                    code: store_error_code(&error),
-                    remark: error_chain(&error),
-                })
-        })
-        .await;
-    match result {
-        Ok(inner) => inner,
-        Err(error) => Err(PutFailure {
-            code: response_code::SYSTEM_ERROR,
-            remark: error.to_string(),
-        }),
-    }
-}
-
-/// Handles codes 10, 310 and 320.
+/// Handles codes 10, 310 and 320: validate, append on the queue's owner shard, answer.
 pub async fn send(
-    shard: &Rc<BrokerShard>,
+    shard: &Rc<Shard>,
     connection: &Rc<Connection>,
     request: &RemotingCommand,
-) -> RemotingCommand {
-    let header = match SendMessageRequestHeader::decode_for_code(request.code, &request.ext_fields)
-    {
-        Ok(header) => header,
-        Err(error) => return header_error(request, &error),
-    };
-    let batch = request.code == request_code::SEND_BATCH_MESSAGE || header.batch;
-    let response = match prepare(shard, request, &header, batch, connection.peer) {
-        Ok((topic, queue_id, messages)) => {
-            let count = messages.len() as u64;
-            let body_bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
-            match put_on_owner(shard, &topic, queue_id, messages).await {
-                Ok(results) => {
-                    BrokerStats::add(&shard.shared.stats.messages_put, count);
-                    BrokerStats::add(&shard.shared.stats.bytes_put, body_bytes);
-                    success_response(shard, request, queue_id, &results)
-                }
-                Err(failure) => error_response(request, failure.code, failure.remark),
-            }
-        }
-        Err(response) => response,
-    };
-    if response.code != response_code::SUCCESS {
-        BrokerStats::add(&shard.shared.stats.sends_refused, 1);
+) -> Answer {
+    let answer = send_inner(shard, connection, request).await;
+    if answer.is_err() {
+        BrokerStats::add(&shard.shared().stats.sends_refused, 1);
     }
-    response
+    answer
+}
+
+async fn send_inner(
+    shard: &Rc<Shard>,
+    connection: &Rc<Connection>,
+    request: &RemotingCommand,
+) -> Answer {
+    let header = SendMessageRequestHeader::decode_for_code(request.code, &request.ext_fields)?;
+    let batch = request.code == request_code::SEND_BATCH_MESSAGE || header.batch;
+    let (topic, queue_id, messages) = prepare(shard, request, &header, batch, connection.peer)?;
+    let count = messages.len() as u64;
+    let body_bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
+    let results = shard.append(&topic, queue_id, messages).await?;
+    let stats = &shard.shared().stats;
+    BrokerStats::add(&stats.messages_put, count);
+    BrokerStats::add(&stats.bytes_put, body_bytes);
+    Ok(success_response(shard, request, queue_id, &results))
 }
 
 /// Validates the request and builds the messages to append: `(topic, queue id, messages)`.
 fn prepare(
-    shard: &Rc<BrokerShard>,
+    shard: &Shard,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     batch: bool,
     born_host: SocketAddr,
-) -> Result<(String, i32, Vec<PutMessage>), RemotingCommand> {
-    let shared = &shard.shared;
+) -> Result<(String, i32, Vec<PutMessage>), Refused> {
+    let shared = shard.shared();
     let config = &shared.config;
-    if let Err(error) = check_send_topic(&header.topic) {
-        return Err(topic_error(request, &error));
-    }
+    check_send_topic(&header.topic)?;
     if request.body.is_empty() {
-        return Err(error_response(
-            request,
-            response_code::MESSAGE_ILLEGAL,
-            "the message body is empty",
-        ));
+        return Err(Refused::EmptyBody);
     }
     if request.body.len() > config.max_message_size_bytes {
-        return Err(error_response(
-            request,
-            response_code::MESSAGE_ILLEGAL,
-            format!(
-                "the message body size {} exceeds the maximum of {} bytes",
-                request.body.len(),
-                config.max_message_size_bytes
-            ),
-        ));
+        return Err(Refused::BodyTooLarge {
+            size_bytes: request.body.len(),
+            max_bytes: config.max_message_size_bytes,
+        });
     }
     let is_retry = header.topic.starts_with(RETRY_PREFIX);
     if batch && is_retry {
-        return Err(error_response(
-            request,
-            response_code::MESSAGE_ILLEGAL,
-            "batch messages cannot be sent to a retry topic",
-        ));
+        return Err(Refused::BatchToRetryTopic);
     }
-    let (topic_config, created) = shared
-        .topics
-        .auto_create_for_send(
-            &header.topic,
-            &header.default_topic,
-            header.default_topic_queue_nums,
-        )
-        .map_err(|error| topic_error(request, &error))?;
+    let (topic_config, created) = shared.topics.auto_create_for_send(
+        &header.topic,
+        &header.default_topic,
+        header.default_topic_queue_nums,
+    )?;
     if created {
         shared.topics_changed();
     }
     if !is_writeable(topic_config.perm) {
-        return Err(error_response(
-            request,
-            response_code::NO_PERMISSION,
-            format!("the topic[{}] sending is forbidden", header.topic),
-        ));
+        return Err(Refused::SendForbidden {
+            topic: header.topic.clone(),
+        });
     }
     let mut topic = header.topic.clone();
     let mut queue_id = header.queue_id;
@@ -180,7 +105,7 @@ fn prepare(
         let writable = topic_config.write_queue_nums.max(1);
         queue_id = (fastrand_u32() % writable as u32) as i32;
     }
-    check_queue_id(&topic_config, queue_id).map_err(|error| topic_error(request, &error))?;
+    check_queue_id(&topic_config, queue_id)?;
 
     let reconsume_times = header.reconsume_times.unwrap_or(0);
     let mut extra_properties: Vec<(&str, String)> = Vec::new();
@@ -192,10 +117,7 @@ fn prepare(
         if reconsume_times > max {
             // Too many attempts: park it in the group's dead-letter queue (§7.5).
             let group = header.topic.trim_start_matches(RETRY_PREFIX);
-            let (dlq, created) = shared
-                .topics
-                .create_dlq_topic(group)
-                .map_err(|error| topic_error(request, &error))?;
+            let (dlq, created) = shared.topics.create_dlq_topic(group)?;
             if created {
                 shared.topics_changed();
             }
@@ -206,15 +128,15 @@ fn prepare(
     }
 
     let store_host = shared.broker_addr;
-    let base = |body: Bytes, flag: i32, mut props: String| -> Result<PutMessage, RemotingCommand> {
+    let base = |body: Bytes, flag: i32, mut props: String| -> Result<PutMessage, Refused> {
         if properties::find(&props, keys::UNIQ_KEY).is_none() {
             let mut key = String::with_capacity(32);
             shared.uniq_keys.write_next(&mut key);
-            append_property(request, &mut props, keys::UNIQ_KEY, &key)?;
+            append_property(&mut props, keys::UNIQ_KEY, &key)?;
         }
-        append_property(request, &mut props, keys::CLUSTER, &config.cluster_name)?;
+        append_property(&mut props, keys::CLUSTER, &config.cluster_name)?;
         for (key, value) in &extra_properties {
-            append_property(request, &mut props, key, value)?;
+            append_property(&mut props, key, value)?;
         }
         Ok(PutMessage {
             topic: topic.clone(),
@@ -231,13 +153,7 @@ fn prepare(
         })
     };
     let messages = if batch {
-        let entries = decode_batch_bytes(&request.body).map_err(|error| {
-            error_response(
-                request,
-                response_code::MESSAGE_ILLEGAL,
-                format!("batch body: {}", error_chain(&error)),
-            )
-        })?;
+        let entries = decode_batch_bytes(&request.body).map_err(Refused::BatchBody)?;
         entries
             .into_iter()
             .map(|entry| base(entry.body, entry.flag, entry.properties))
@@ -252,28 +168,17 @@ fn prepare(
     Ok((topic, queue_id, messages))
 }
 
-fn append_property(
-    request: &RemotingCommand,
-    props: &mut String,
-    key: &str,
-    value: &str,
-) -> Result<(), RemotingCommand> {
-    properties::append(props, key, value).map_err(|error| {
-        error_response(
-            request,
-            response_code::MESSAGE_ILLEGAL,
-            format!("properties: {error}"),
-        )
-    })
+fn append_property(props: &mut String, key: &str, value: &str) -> Result<(), Refused> {
+    properties::append(props, key, value).map_err(Refused::Properties)
 }
 
 fn success_response(
-    shard: &Rc<BrokerShard>,
+    shard: &Shard,
     request: &RemotingCommand,
     queue_id: i32,
     results: &[PutResult],
 ) -> RemotingCommand {
-    let store_host = shard.shared.broker_addr;
+    let store_host = shard.shared().broker_addr;
     let msg_id = results
         .iter()
         .map(|r| encode_offset_msg_id(store_host, r.physical_offset))
@@ -304,7 +209,7 @@ fn fastrand_u32() -> u32 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(
-            (crate::broker::now_ms() ^ 0x9E37_79B9_7F4A_7C15) | 1
+            (crate::clock::wall_ms() as u64 ^ 0x9E37_79B9_7F4A_7C15) | 1
         );
     }
     STATE.with(|state| {

@@ -287,22 +287,25 @@ fn admin_create_update_and_delete_bump_the_data_version() {
         write_queue_nums: 8,
         ..TopicConfig::new("ADMIN_T")
     };
-    assert!(topics.create_or_update(config.clone()).unwrap());
+    assert!(topics.create_or_update(config.clone()).unwrap().changed);
     assert_eq!(topics.data_version().counter, v0 + 1);
     assert!(
-        !topics.create_or_update(config.clone()).unwrap(),
+        !topics.create_or_update(config.clone()).unwrap().changed,
         "same config: no change"
     );
     assert_eq!(topics.data_version().counter, v0 + 1);
-    assert!(topics
-        .create_or_update(TopicConfig { perm: 4, ..config })
-        .unwrap());
+    assert!(
+        topics
+            .create_or_update(TopicConfig { perm: 4, ..config })
+            .unwrap()
+            .changed
+    );
     assert_eq!(topics.get("ADMIN_T").unwrap().perm, 4);
     assert_eq!(topics.data_version().counter, v0 + 2);
-    assert!(topics.delete("ADMIN_T").unwrap());
+    assert!(topics.delete("ADMIN_T").unwrap().changed);
     assert!(topics.get("ADMIN_T").is_none());
     assert_eq!(topics.data_version().counter, v0 + 3);
-    assert!(!topics.delete("ADMIN_T").unwrap());
+    assert!(!topics.delete("ADMIN_T").unwrap().changed);
     assert_eq!(topics.data_version().counter, v0 + 3);
 }
 
@@ -497,20 +500,51 @@ fn open_creates_the_config_directory() {
 }
 
 #[test]
-fn a_change_that_cannot_be_persisted_is_not_published() {
+fn an_admin_change_that_cannot_be_persisted_reports_the_write_error() {
     let dir = tempfile::tempdir().unwrap();
     let topics = Topics::open(settings(), Some(dir.path())).unwrap();
-    let version = topics.data_version();
     // A non-empty directory where the file should be: the rename over it fails.
     let path = dir.path().join("topics.json");
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
     std::fs::write(path.join("occupied"), b"x").unwrap();
 
-    let err = topics
-        .auto_create_for_send("UNSAVED", AUTO_CREATE_TOPIC, 4)
-        .unwrap_err();
-    assert!(matches!(err, TopicError::Io { .. }), "{err:?}");
-    assert!(topics.get("UNSAVED").is_none());
-    assert_eq!(topics.data_version(), version);
+    let change = topics
+        .create_or_update(TopicConfig::new("UNSAVED"))
+        .unwrap();
+    assert!(change.changed);
+    let runtime = compio::runtime::Runtime::new().unwrap();
+    let err = runtime.block_on(change.durable()).unwrap_err();
+    assert!(matches!(err, TopicError::NotPersisted { .. }), "{err:?}");
+}
+
+#[test]
+fn a_burst_of_changes_is_durable_once_the_last_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let topics = Topics::open(settings(), Some(dir.path())).unwrap();
+    let groups: Vec<String> = (0..500).map(|i| format!("group-{i}")).collect();
+    assert!(topics
+        .create_retry_topics(groups.iter().map(String::as_str))
+        .unwrap());
+    let change = topics.create_or_update(TopicConfig::new("LAST")).unwrap();
+    let runtime = compio::runtime::Runtime::new().unwrap();
+    runtime.block_on(change.durable()).unwrap();
+    let reopened = Topics::open(settings(), Some(dir.path())).unwrap();
+    assert!(reopened.get("LAST").is_some());
+    assert!(reopened.get("%RETRY%group-499").is_some());
+}
+
+#[test]
+fn topics_the_log_holds_but_the_table_lacks_are_recreated() {
+    let topics = in_memory(true);
+    let queues = vec![
+        ("LOST".to_owned(), 0),
+        ("LOST".to_owned(), 5),
+        (AUTO_CREATE_TOPIC.to_owned(), 0),
+    ];
+    assert_eq!(topics.recover_from_log(&queues), vec!["LOST".to_owned()]);
+    let lost = topics.get("LOST").unwrap();
+    assert_eq!((lost.read_queue_nums, lost.write_queue_nums), (6, 6));
+    assert!(is_readable(lost.perm) && is_writeable(lost.perm));
+    assert!(topics.recover_from_log(&queues).is_empty(), "only once");
 }

@@ -1,5 +1,5 @@
-//! The shard's held pulls (protocol.md §5, design.md §6): a PULL with the suspend flag that
-//! finds nothing new waits here until a matching message is appended to its queue, its hold
+//! The shard's held pulls, as data (protocol.md §5, design.md §6): a PULL with the suspend
+//! flag that finds nothing new waits here until a matching message is appended to its queue, its hold
 //! expires, or its connection closes. Pure: no I/O, no clock; the caller passes the time in
 //! and answers the payloads handed back (`T` is whatever the server needs to answer: the
 //! connection handle and the original request).
@@ -105,7 +105,7 @@ impl<T> fmt::Debug for HoldError<T> {
 
 #[derive(Debug)]
 struct Held<T> {
-    /// Index into `LongPollRegistry::queues`.
+    /// Index into `HoldRegistry::queues`.
     queue: u32,
     offset: i64,
     filter: TagFilter,
@@ -123,7 +123,7 @@ struct QueueHolds {
 }
 
 /// The shard's held pulls. See the module docs.
-pub struct LongPollRegistry<T> {
+pub struct HoldRegistry<T> {
     wheel: TimerWheel<Held<T>>,
     /// Interned queues; `None` is a free slot, listed in `free_queues`.
     queues: Vec<Option<QueueHolds>>,
@@ -133,9 +133,9 @@ pub struct LongPollRegistry<T> {
     connections: HashMap<u64, Vec<TimerKey>>,
 }
 
-impl<T> fmt::Debug for LongPollRegistry<T> {
+impl<T> fmt::Debug for HoldRegistry<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LongPollRegistry")
+        f.debug_struct("HoldRegistry")
             .field("held", &self.wheel.len())
             .field("capacity", &self.wheel.capacity())
             .field("queues", &self.queues_in_use())
@@ -144,7 +144,7 @@ impl<T> fmt::Debug for LongPollRegistry<T> {
     }
 }
 
-impl<T> LongPollRegistry<T> {
+impl<T> HoldRegistry<T> {
     /// An empty registry holding at most `wheel.capacity` pulls, its clock at `now_ms`.
     pub fn new(wheel: WheelConfig, now_ms: u64) -> Result<Self, WheelConfigError> {
         Ok(Self {
@@ -176,8 +176,8 @@ impl<T> LongPollRegistry<T> {
         self.wheel.next_deadline()
     }
 
-    /// Holds a pull until [`LongPollRegistry::on_arrival`], [`LongPollRegistry::expire`],
-    /// [`LongPollRegistry::drop_connection`] or [`LongPollRegistry::drain_all`] releases it.
+    /// Holds a pull until [`HoldRegistry::on_arrival`], [`HoldRegistry::expire`],
+    /// [`HoldRegistry::drop_connection`] or [`HoldRegistry::drain_all`] releases it.
     /// Refused when full: the caller answers the pull at once instead.
     pub fn hold(&mut self, pull: PullHold<'_>, payload: T) -> Result<HoldId, HoldError<T>> {
         if self.wheel.len() >= self.wheel.capacity() {
@@ -439,7 +439,7 @@ impl<T> LongPollRegistry<T> {
 }
 
 #[cfg(test)]
-impl<T> LongPollRegistry<T> {
+impl<T> HoldRegistry<T> {
     /// Asserts the module's invariants: the wheel, the queue index and the connection index
     /// name exactly the same held pulls, and no index keeps an empty list.
     fn assert_invariants(&self) {
@@ -498,12 +498,12 @@ mod tests {
     const TAG_A: i32 = 2_598_919; // "TagA".hashCode()
     const TAG_B: i32 = 2_598_920; // "TagB".hashCode()
 
-    fn registry(capacity: usize) -> LongPollRegistry<&'static str> {
+    fn registry(capacity: usize) -> HoldRegistry<&'static str> {
         let config = WheelConfig {
             capacity,
             ..WheelConfig::default()
         };
-        LongPollRegistry::new(config, 0).unwrap()
+        HoldRegistry::new(config, 0).unwrap()
     }
 
     fn pull(topic: &str, queue_id: i32, offset: i64, filter: TagFilter) -> PullHold<'_> {
@@ -709,7 +709,7 @@ mod tests {
             capacity: PULLS,
             ..WheelConfig::default()
         };
-        let mut pulls: LongPollRegistry<usize> = LongPollRegistry::new(config, 0).unwrap();
+        let mut pulls: HoldRegistry<usize> = HoldRegistry::new(config, 0).unwrap();
         for payload in 0..PULLS {
             pulls
                 .hold(pull("T", 0, 0, TagFilter::All), payload)
@@ -798,7 +798,7 @@ mod tests {
             slot_count: 16,
             capacity: 48,
         };
-        let mut pulls: LongPollRegistry<u32> = LongPollRegistry::new(config, 0).unwrap();
+        let mut pulls: HoldRegistry<u32> = HoldRegistry::new(config, 0).unwrap();
         let mut model: Vec<ModelPull> = Vec::new();
         let mut ids: Vec<(HoldId, u32)> = Vec::new();
         let mut now_ms = 0;

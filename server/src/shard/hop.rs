@@ -1,4 +1,5 @@
-//! Cross-shard messages (design.md §3): each shard has an inbox, a bounded lock-free queue
+//! The hop to another shard (design.md §3): [`Shard::on_shard`] runs work on the shard that
+//! owns a queue, directly when that is this shard. Each shard has an inbox, a bounded lock-free queue
 //! of closures that run on that shard's thread, plus a waker that breaks the shard's
 //! runtime out of its io_uring wait when something is posted from another thread.
 //!
@@ -18,6 +19,8 @@ use std::task::Poll;
 
 use crossbeam_queue::ArrayQueue;
 use futures_util::task::AtomicWaker;
+
+use super::Shard;
 
 /// A unit of work for a shard of context `C`.
 pub type ShardJob<C> = Box<dyn FnOnce(&Rc<C>) + Send>;
@@ -184,6 +187,37 @@ impl<C: 'static> Inboxes<C> {
             })
             .await;
         }
+    }
+}
+
+impl Shard {
+    /// Runs `work` on shard `owner`: directly when that is this shard, through its inbox
+    /// otherwise.
+    pub(super) async fn on_shard<T, F, Fut>(
+        self: &Rc<Self>,
+        owner: usize,
+        work: F,
+    ) -> Result<T, InboxError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        if owner == self.id {
+            Ok(work(Rc::clone(self)).await)
+        } else {
+            self.shared.inboxes.call(owner, work).await
+        }
+    }
+
+    /// Runs `job` on shard `target` without waiting for it (always through the inbox, this
+    /// shard's own included: one path for all).
+    pub(super) async fn post_to(
+        &self,
+        target: usize,
+        job: ShardJob<Shard>,
+    ) -> Result<(), InboxError> {
+        self.shared.inboxes.post(target, job).await
     }
 }
 

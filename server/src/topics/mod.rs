@@ -9,130 +9,43 @@
 //! `Arc` (no writer ever holds that lock for longer than a pointer swap), then reads the
 //! snapshot without any lock. Writers (auto-create, admin create/delete, retry and DLQ
 //! topics) are rare: they serialise on a writer mutex, build a new table from the current
-//! one, bump its [`DataVersion`], persist it, and only then publish it. A write that
-//! changed something says so (`created`/`changed`), and the caller re-registers the
-//! broker with the name servers; this module does no networking.
+//! one, bump its [`DataVersion`], publish it, and hand it to the writer thread
+//! ([`persist`]), which writes the newest table it has (many changes, one write). A write
+//! that changed something says so (`created`/`changed`), and the caller re-registers the
+//! broker with the name servers; this module does no networking. A caller that must answer
+//! only once the change is on disk awaits [`TopicChange::durable`].
 //!
 //! **Invariants.** Every name in a published table passes [`validate_topic_name`] except
 //! names loaded from a Java broker's file (kept as they are, never refused at load). The
-//! published table is the one on disk: a write whose persist fails is not published.
-//! The data-version counter grows by one per published change.
+//! data-version counter grows by one per published change, and so does the change's
+//! sequence number the writer thread reports durability by. The file on disk is a table
+//! published earlier (or the current one).
 //!
 //! **File and crash.** `<store>/config/topics.json` holds a `TopicConfigSerializeWrapper`
 //! (`{"topicConfigTable":{…},"dataVersion":{…}}`), read leniently so a file written by
 //! a Java broker (fastjson: unquoted keys, enum ordinals, numeric strings, 5.x extra
-//! fields) loads. A write goes to `topics.json.tmp`, is fsynced, renamed over
-//! `topics.json`, and the directory is fsynced. A crash leaves either the old or the
-//! new file whole; a leftover `.tmp` is ignored at load and replaced by the next write.
-//! The writes use blocking `std::fs` on the calling (shard) thread: they happen once per
-//! topic created or changed, RocketMQ does the same, and the file is small; a broker
-//! creating thousands of topics per second would want this moved off the shard.
+//! fields) loads. How it is written, and what a crash leaves, is [`persist`]'s business.
 //!
 //! System topics are added at start only when the file lacks them: as in RocketMQ the
 //! file wins, so an operator's change to, say, `TBW102` survives restarts.
 
-use std::collections::HashMap;
-use std::io::{self, Write};
+mod names;
+pub mod persist;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ringmq_protocol::body::{
     BodyError, DataVersion, JsonBody, TopicConfig, TopicConfigSerializeWrapper, TopicFilterType,
 };
 
-/// Permission bit: messages may be pulled (`PermName.PERM_READ`).
-pub const PERM_READ: i32 = 4;
-/// Permission bit: messages may be sent (`PermName.PERM_WRITE`).
-pub const PERM_WRITE: i32 = 2;
-/// Permission bit: new topics may be auto-created from this one (`PermName.PERM_INHERIT`).
-pub const PERM_INHERIT: i32 = 1;
-/// Largest valid perm value (PRIORITY | READ | WRITE | INHERIT).
-pub const PERM_MAX: i32 = 15;
-
-/// The template topic producers name as `defaultTopic` for auto-creation.
-pub const AUTO_CREATE_TOPIC: &str = "TBW102";
-/// Topic brokers answer self-test sends on.
-pub const SELF_TEST_TOPIC: &str = "SELF_TEST_TOPIC";
-/// Topic of offset-moved events.
-pub const OFFSET_MOVED_EVENT: &str = "OFFSET_MOVED_EVENT";
-/// Topic delayed messages wait on, one queue per delay level.
-pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
-/// Transaction half-message topic.
-pub const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
-/// Transaction op-half topic.
-pub const TRANS_OP_HALF_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
-/// Topic of transactions that exceeded their check count.
-pub const TRANS_CHECK_MAX_TIME_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
-/// Message-trace topic (a system topic name; not created by this broker).
-pub const TRACE_TOPIC: &str = "RMQ_SYS_TRACE_TOPIC";
-/// Benchmark topic name RocketMQ reserves (not created here: 1,024 queues nobody uses).
-pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
-/// Prefix of retry topics: `%RETRY%<group>`.
-pub const RETRY_PREFIX: &str = "%RETRY%";
-/// Prefix of dead-letter topics: `%DLQ%<group>`.
-pub const DLQ_PREFIX: &str = "%DLQ%";
-/// Prefix RocketMQ reserves for system topics.
-pub const SYSTEM_TOPIC_PREFIX: &str = "rmq_sys_";
-/// Suffix of the request-reply topic, `<cluster>_REPLY_TOPIC`.
-pub const REPLY_TOPIC_SUFFIX: &str = "_REPLY_TOPIC";
-
-/// Longest ordinary topic name.
-pub const TOPIC_MAX_LENGTH: usize = 127;
-/// Longest `%RETRY%`/`%DLQ%` topic name.
-pub const RETRY_DLQ_TOPIC_MAX_LENGTH: usize = 255;
-/// Queue count of `%RETRY%<group>` (`retryQueueNums`) and `%DLQ%<group>`.
-pub const RETRY_QUEUE_NUMS: i32 = 1;
-/// Delay levels, one `SCHEDULE_TOPIC_XXXX` queue each (protocol.md §7.4).
-pub const SCHEDULE_QUEUE_NUMS: i32 = 18;
-/// Most read or write queues an admin may give a topic (a bound, not a RocketMQ rule:
-/// each queue costs a ConsumeQueue and a registration entry).
-pub const MAX_QUEUE_NUMS: i32 = 4096;
-
-/// Topics clients may not send to (protocol.md §2.3 step 1): answered NO_PERMISSION.
-pub const NOT_ALLOWED_SEND_TOPICS: [&str; 6] = [
-    SCHEDULE_TOPIC,
-    TRANS_HALF_TOPIC,
-    TRANS_OP_HALF_TOPIC,
-    TRANS_CHECK_MAX_TIME_TOPIC,
-    SELF_TEST_TOPIC,
-    OFFSET_MOVED_EVENT,
-];
-
-/// RocketMQ's system topic names: admins may neither create nor delete them.
-const SYSTEM_TOPICS: [&str; 9] = [
-    AUTO_CREATE_TOPIC,
-    SCHEDULE_TOPIC,
-    BENCHMARK_TOPIC,
-    TRANS_HALF_TOPIC,
-    TRANS_OP_HALF_TOPIC,
-    TRACE_TOPIC,
-    TRANS_CHECK_MAX_TIME_TOPIC,
-    SELF_TEST_TOPIC,
-    OFFSET_MOVED_EVENT,
-];
-
-/// Why a topic or group name is refused (→ INVALID_PARAMETER).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    /// Empty or only whitespace.
-    #[error("the name is blank")]
-    Blank,
-    /// Longer than allowed.
-    #[error("the name is {length} characters long, more than {max}")]
-    TooLong {
-        /// Its length.
-        length: usize,
-        /// The limit for this kind of name.
-        max: usize,
-    },
-    /// A character outside `[%|a-zA-Z0-9_-]`.
-    #[error("the name contains {character:?}; allowed are letters, digits, %, |, _ and -")]
-    IllegalCharacter {
-        /// The first offending character.
-        character: char,
-    },
-}
+pub use self::names::*;
+use self::persist::Persister;
+use crate::clock::wall_ms as now_ms;
 
 /// Why a topic operation failed. The caller maps each variant to a response code.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +107,14 @@ pub enum TopicError {
     /// The table could not be encoded (→ SYSTEM_ERROR 1).
     #[error("cannot encode the topic table")]
     Encode(#[source] BodyError),
+    /// The change is in memory but its write to `topics.json` failed (→ SYSTEM_ERROR 1).
+    #[error("the topic table could not be written to {path}: {reason}")]
+    NotPersisted {
+        /// The file.
+        path: PathBuf,
+        /// The failed write's error, as text (one write answers many waiters).
+        reason: String,
+    },
     /// `topics.json` exists but does not decode; refusing to start with no topics.
     #[error("{path} is not a topic config file")]
     Corrupt {
@@ -203,99 +124,6 @@ pub enum TopicError {
         #[source]
         source: BodyError,
     },
-}
-
-/// Checks a topic name: `^[%|a-zA-Z0-9_-]+$`, at most 127 characters, or 255 for names
-/// starting with `%RETRY%` or `%DLQ%`.
-pub fn validate_topic_name(topic: &str) -> Result<(), NameError> {
-    let max = if topic.starts_with(RETRY_PREFIX) || topic.starts_with(DLQ_PREFIX) {
-        RETRY_DLQ_TOPIC_MAX_LENGTH
-    } else {
-        TOPIC_MAX_LENGTH
-    };
-    validate_name(topic, max)
-}
-
-/// Checks a group name: the topic character set, at most 255 characters, so that
-/// `%RETRY%<group>` stays a usable topic name when it fits.
-pub fn validate_group_name(group: &str) -> Result<(), NameError> {
-    validate_name(group, RETRY_DLQ_TOPIC_MAX_LENGTH)
-}
-
-fn validate_name(name: &str, max: usize) -> Result<(), NameError> {
-    if name.trim().is_empty() {
-        return Err(NameError::Blank);
-    }
-    if let Some(character) = name.chars().find(|c| !is_name_char(*c)) {
-        return Err(NameError::IllegalCharacter { character });
-    }
-    // Every allowed character is ASCII, so bytes are characters here.
-    if name.len() > max {
-        return Err(NameError::TooLong {
-            length: name.len(),
-            max,
-        });
-    }
-    Ok(())
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')
-}
-
-/// Checks a SEND's topic (protocol.md §2.3 step 1): a valid name, not on the
-/// not-allowed-send list.
-pub fn check_send_topic(topic: &str) -> Result<(), TopicError> {
-    validate_topic_name(topic).map_err(|source| TopicError::InvalidName {
-        topic: topic.to_owned(),
-        source,
-    })?;
-    if NOT_ALLOWED_SEND_TOPICS.contains(&topic) {
-        return Err(TopicError::SendNotAllowed {
-            topic: topic.to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// True for RocketMQ's reserved system topic names (and the `rmq_sys_` prefix).
-pub fn is_system_topic(topic: &str) -> bool {
-    SYSTEM_TOPICS.contains(&topic) || topic.starts_with(SYSTEM_TOPIC_PREFIX)
-}
-
-/// `%RETRY%<group>`.
-pub fn retry_topic(group: &str) -> String {
-    format!("{RETRY_PREFIX}{group}")
-}
-
-/// `%DLQ%<group>`.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_PREFIX}{group}")
-}
-
-/// Checks a queue id against a topic (protocol.md §2.3 step 3): valid ids are
-/// `0 ≤ queue_id < max(readQueueNums, writeQueueNums)`. A SEND's negative queue id
-/// ("broker picks") must be resolved before calling this.
-pub fn check_queue_id(config: &TopicConfig, queue_id: i32) -> Result<(), TopicError> {
-    let queue_nums = config.read_queue_nums.max(config.write_queue_nums);
-    if queue_id < 0 || queue_id >= queue_nums {
-        return Err(TopicError::QueueIdOutOfRange {
-            topic: config.topic_name.clone(),
-            queue_id,
-            queue_nums,
-        });
-    }
-    Ok(())
-}
-
-/// True when the perm bits allow sending.
-pub fn is_writeable(perm: i32) -> bool {
-    perm & PERM_WRITE != 0
-}
-
-/// True when the perm bits allow pulling.
-pub fn is_readable(perm: i32) -> bool {
-    perm & PERM_READ != 0
 }
 
 /// What the broker's configuration says about topics (protocol.md §10.2 defaults in
@@ -437,11 +265,43 @@ impl TopicTable {
 #[derive(Debug)]
 pub struct Topics {
     settings: TopicSettings,
-    /// Path of `topics.json`; `None` keeps the table in memory only (tests, tools).
-    path: Option<PathBuf>,
+    /// Writes `topics.json`; `None` keeps the table in memory only (tests, tools).
+    persister: Option<Persister>,
     current: RwLock<Arc<TopicTable>>,
-    /// Held by writers from reading `current` until publishing, so no change is lost.
-    writer: Mutex<()>,
+    /// Held by writers from reading `current` until publishing, so no change is lost; holds
+    /// the sequence number of the last change.
+    writer: Mutex<u64>,
+}
+
+/// What a topic-table write did.
+pub struct TopicChange {
+    /// Something changed (re-register with the name servers).
+    pub changed: bool,
+    /// Resolves once the change is on disk (at once when nothing changed or nothing is
+    /// persisted).
+    durable: Pin<Box<dyn Future<Output = Result<(), TopicError>> + Send>>,
+}
+
+impl std::fmt::Debug for TopicChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicChange")
+            .field("changed", &self.changed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopicChange {
+    fn unchanged() -> Self {
+        TopicChange {
+            changed: false,
+            durable: Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
+    /// Waits until the change is in `topics.json`.
+    pub async fn durable(self) -> Result<(), TopicError> {
+        self.durable.await
+    }
 }
 
 impl Topics {
@@ -450,7 +310,7 @@ impl Topics {
     pub fn open(settings: TopicSettings, config_dir: Option<&Path>) -> Result<Self, TopicError> {
         let path = config_dir.map(|dir| dir.join("topics.json"));
         let mut table = match &path {
-            Some(path) => load(path)?.unwrap_or_default(),
+            Some(path) => persist::load(path)?.unwrap_or_default(),
             None => TopicTable::default(),
         };
         let mut added = false;
@@ -465,17 +325,33 @@ impl Topics {
         if added {
             table.data_version.next_version(now_ms());
         }
+        // At start, before any shard runs: write what was added before serving.
+        let persister = match path {
+            Some(path) => {
+                if added {
+                    let bytes = table.to_wrapper().encode().map_err(TopicError::Encode)?;
+                    persist::write_atomically(&path, &bytes)?;
+                }
+                Some(Persister::start(path, 0)?)
+            }
+            None => None,
+        };
         let topics = Topics {
             settings,
-            path,
+            persister,
             current: RwLock::new(Arc::new(TopicTable::default())),
-            writer: Mutex::new(()),
+            writer: Mutex::new(0),
         };
-        if added {
-            topics.persist(&table)?;
-        }
-        topics.publish(table);
+        topics.publish(Arc::new(table));
         Ok(topics)
+    }
+
+    /// Blocks until every change so far was written (or its write failed once). Shutdown
+    /// calls it after the shards stopped.
+    pub fn flush(&self) {
+        if let Some(persister) = &self.persister {
+            persister.flush();
+        }
     }
 
     /// The settings this table was opened with.
@@ -588,7 +464,7 @@ impl Topics {
     /// UPDATE_AND_CREATE_TOPIC: stores `config` as given (after validation) and
     /// returns whether anything changed (then re-register with the name server).
     /// System topics are refused.
-    pub fn create_or_update(&self, config: TopicConfig) -> Result<bool, TopicError> {
+    pub fn create_or_update(&self, config: TopicConfig) -> Result<TopicChange, TopicError> {
         let topic = config.topic_name.clone();
         validate_topic_name(&topic).map_err(|source| TopicError::InvalidName {
             topic: topic.clone(),
@@ -610,34 +486,105 @@ impl Topics {
                 reason: "perm must be between 0 and 15",
             });
         }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.table();
         if current.get(&topic).is_some_and(|old| **old == config) {
-            return Ok(false);
+            return Ok(TopicChange::unchanged());
         }
         let mut next = TopicTable::clone(&current);
         next.topics.insert(topic, Arc::new(config));
-        self.commit(next)?;
-        Ok(true)
+        Ok(self.commit(&mut writer, next))
     }
 
     /// DELETE_TOPIC: removes `topic`; returns whether it existed (then re-register).
     /// System topics are refused. The topic's stored messages are the caller's business.
-    pub fn delete(&self, topic: &str) -> Result<bool, TopicError> {
+    pub fn delete(&self, topic: &str) -> Result<TopicChange, TopicError> {
         if is_system_topic(topic) {
             return Err(TopicError::SystemTopic {
                 topic: topic.to_owned(),
             });
         }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.table();
         if current.get(topic).is_none() {
-            return Ok(false);
+            return Ok(TopicChange::unchanged());
         }
         let mut next = TopicTable::clone(&current);
         next.topics.remove(topic);
-        self.commit(next)?;
+        Ok(self.commit(&mut writer, next))
+    }
+
+    /// Creates the `%RETRY%<group>` topics missing among `groups` (HEART_BEAT step 2) in one
+    /// change. Returns whether any was created.
+    pub fn create_retry_topics<'a>(
+        &self,
+        groups: impl IntoIterator<Item = &'a str>,
+    ) -> Result<bool, TopicError> {
+        let current = self.table();
+        let mut missing = Vec::new();
+        for group in groups {
+            let topic = retry_topic(group);
+            if current.get(&topic).is_none() {
+                validate_topic_name(&topic).map_err(|source| TopicError::InvalidName {
+                    topic: topic.clone(),
+                    source,
+                })?;
+                missing.push(topic);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.table();
+        let mut next = TopicTable::clone(&current);
+        for topic in missing {
+            let config = single_queue_topic(&topic);
+            next.topics.entry(topic).or_insert_with(|| Arc::new(config));
+        }
+        if next.topics.len() == current.topics.len() {
+            return Ok(false);
+        }
+        tracing::info!(
+            created = next.topics.len() - current.topics.len(),
+            "retry topics created"
+        );
+        // Durability is the writer thread's: nothing waits for it on this path.
+        drop(self.commit(&mut writer, next));
         Ok(true)
+    }
+
+    /// Start-up: recreates the topics the store holds messages for but the table lacks (a
+    /// topic auto-created just before a crash, its config not yet written), with as many
+    /// queues as the log proves existed, readable and writable. Returns their names.
+    pub fn recover_from_log(&self, queues: &[(String, i32)]) -> Vec<String> {
+        let mut queue_nums: BTreeMap<&str, i32> = BTreeMap::new();
+        for (topic, queue_id) in queues {
+            let count = queue_nums.entry(topic.as_str()).or_insert(0);
+            *count = (*count).max(queue_id.saturating_add(1));
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.table();
+        let mut next = TopicTable::clone(&current);
+        let mut recovered = Vec::new();
+        for (topic, queue_nums) in queue_nums {
+            if current.get(topic).is_some() || validate_topic_name(topic).is_err() {
+                continue;
+            }
+            let config = TopicConfig {
+                read_queue_nums: queue_nums,
+                write_queue_nums: queue_nums,
+                perm: PERM_READ | PERM_WRITE,
+                ..TopicConfig::new(topic)
+            };
+            tracing::warn!(topic, queues = queue_nums, "topic recreated from the log");
+            next.topics.insert(topic.to_owned(), Arc::new(config));
+            recovered.push(topic.to_owned());
+        }
+        if !recovered.is_empty() {
+            drop(self.commit(&mut writer, next));
+        }
+        recovered
     }
 
     /// Under the writer lock: returns the topic if another writer created it meanwhile,
@@ -647,7 +594,7 @@ impl Topics {
         topic: &str,
         make: impl FnOnce(&TopicTable) -> Result<TopicConfig, TopicError>,
     ) -> Result<(Arc<TopicConfig>, bool), TopicError> {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.table();
         if let Some(config) = current.get(topic) {
             return Ok((Arc::clone(config), false));
@@ -655,7 +602,8 @@ impl Topics {
         let config = Arc::new(make(&current)?);
         let mut next = TopicTable::clone(&current);
         next.topics.insert(topic.to_owned(), Arc::clone(&config));
-        self.commit(next)?;
+        // Sends go on at once; the writer thread makes the topic durable (`persist`).
+        drop(self.commit(&mut writer, next));
         tracing::info!(
             topic,
             queues = config.write_queue_nums,
@@ -665,24 +613,29 @@ impl Topics {
         Ok((config, true))
     }
 
-    /// Bumps the version, persists, publishes. Caller holds the writer lock.
-    fn commit(&self, mut next: TopicTable) -> Result<(), TopicError> {
+    /// Bumps the version, publishes, hands the table to the writer thread. Caller holds
+    /// the writer lock (`last_seq` is its content).
+    fn commit(&self, last_seq: &mut u64, mut next: TopicTable) -> TopicChange {
         next.data_version.next_version(now_ms());
-        self.persist(&next)?;
-        self.publish(next);
-        Ok(())
+        *last_seq += 1;
+        let next = Arc::new(next);
+        self.publish(Arc::clone(&next));
+        let durable: Pin<Box<dyn Future<Output = Result<(), TopicError>> + Send>> =
+            match &self.persister {
+                Some(persister) => {
+                    persister.submit(*last_seq, next);
+                    Box::pin(persister.durable(*last_seq))
+                }
+                None => Box::pin(std::future::ready(Ok(()))),
+            };
+        TopicChange {
+            changed: true,
+            durable,
+        }
     }
 
-    fn publish(&self, table: TopicTable) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
-    }
-
-    fn persist(&self, table: &TopicTable) -> Result<(), TopicError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let bytes = table.to_wrapper().encode().map_err(TopicError::Encode)?;
-        write_atomically(path, &bytes)
+    fn publish(&self, table: Arc<TopicTable>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = table;
     }
 }
 
@@ -694,56 +647,6 @@ fn single_queue_topic(topic: &str) -> TopicConfig {
         topic_filter_type: TopicFilterType::SingleTag,
         ..TopicConfig::new(topic)
     }
-}
-
-/// `Ok(None)` when the file does not exist.
-fn load(path: &Path) -> Result<Option<TopicTable>, TopicError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(TopicError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let wrapper =
-        TopicConfigSerializeWrapper::decode(&bytes).map_err(|source| TopicError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(Some(TopicTable::from_wrapper(wrapper)))
-}
-
-/// Writes `<path>.tmp`, fsyncs it, renames it over `path`, fsyncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TopicError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TopicError::Io { path, source }
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-    file.write_all(bytes).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_error(path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

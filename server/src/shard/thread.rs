@@ -16,10 +16,13 @@ use futures_util::future::{select, Either};
 
 use std::rc::Rc;
 
+use super::{BrokerShared, Shard, ShardOpenError};
 use crate::backend::describe_driver;
-use crate::broker::{BrokerShard, BrokerShared};
-use crate::connection::serve;
+use crate::connection::{serve, Service};
 use crate::shutdown::Shutdown;
+
+/// Makes the connection-facing [`Service`] of one shard (the request router).
+pub type ServiceFactory<S> = fn(Rc<Shard>) -> Rc<S>;
 
 /// What a shard reports once its runtime is built.
 #[derive(Debug)]
@@ -27,6 +30,9 @@ pub struct ShardStarted {
     pub shard_id: usize,
     pub driver: &'static str,
     pub cpu: usize,
+    /// The `(topic, queue id)`s its store recovered data for (start-up recreates topics
+    /// the table lacks from them).
+    pub stored_queues: Vec<(String, i32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +58,7 @@ pub enum ShardError {
     #[error(transparent)]
     Open {
         #[from]
-        source: crate::broker::ShardOpenError,
+        source: ShardOpenError,
     },
     #[error("shard {shard_id} stopped before reporting that it started")]
     Vanished { shard_id: usize },
@@ -66,10 +72,11 @@ pub struct Shards {
 
 impl Shards {
     /// Starts one thread per listener and waits until each runtime is built.
-    pub fn start(
+    pub fn start<S: Service>(
         shared: Arc<BrokerShared>,
         listeners: Vec<StdTcpListener>,
         shutdown: Arc<Shutdown>,
+        service: ServiceFactory<S>,
     ) -> Result<(Shards, Vec<ShardStarted>), ShardError> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -83,7 +90,18 @@ impl Shards {
             let shared = Arc::clone(&shared);
             let thread = std::thread::Builder::new()
                 .name(format!("ringmq-shard-{shard_id}"))
-                .spawn(move || run_shard(shard_id, cpu, shared, listener, shutdown, started_tx))
+                .spawn(move || {
+                    let start = ShardStart {
+                        shard_id,
+                        cpu,
+                        shared,
+                        listener,
+                        shutdown,
+                        started: started_tx,
+                        service,
+                    };
+                    run_shard(start)
+                })
                 .map_err(|source| ShardError::Spawn { shard_id, source })?;
             threads.push(thread);
         }
@@ -126,51 +144,62 @@ impl Shards {
     }
 }
 
-fn run_shard(
+/// What a shard thread starts from.
+struct ShardStart<S> {
     shard_id: usize,
     cpu: usize,
     shared: Arc<BrokerShared>,
     listener: StdTcpListener,
     shutdown: Arc<Shutdown>,
     started: mpsc::Sender<ShardStarted>,
-) -> Result<(), ShardError> {
+    service: ServiceFactory<S>,
+}
+
+fn run_shard<S: Service>(start: ShardStart<S>) -> Result<(), ShardError> {
+    let shard_id = start.shard_id;
     let runtime = compio::runtime::RuntimeBuilder::new()
-        .thread_affinity(HashSet::from([cpu]))
+        .thread_affinity(HashSet::from([start.cpu]))
         .build()
         .map_err(|source| ShardError::Runtime { shard_id, source })?;
     let driver = describe_driver(runtime.driver_type());
-    let report = ShardStarted {
-        shard_id,
-        driver,
-        cpu,
-    };
-    runtime.block_on(shard_main(shared, listener, shutdown, report, started))
+    runtime.block_on(shard_main(start, driver))
 }
 
-async fn shard_main(
-    shared: Arc<BrokerShared>,
-    listener: StdTcpListener,
-    shutdown: Arc<Shutdown>,
-    report: ShardStarted,
-    started: mpsc::Sender<ShardStarted>,
+async fn shard_main<S: Service>(
+    start: ShardStart<S>,
+    driver: &'static str,
 ) -> Result<(), ShardError> {
-    let shard_id = report.shard_id;
+    let ShardStart {
+        shard_id,
+        cpu,
+        shared,
+        listener,
+        shutdown,
+        started,
+        service,
+    } = start;
     let listener = compio::net::TcpListener::from_std(listener)
         .map_err(|source| ShardError::Listener { shard_id, source })?;
-    let service = BrokerShard::open(shard_id, Arc::clone(&shared))
+    let shard = Shard::open(shard_id, Arc::clone(&shared))
         .await
         .map_err(|source| ShardError::Open { source })?;
     // Reported only once the store is recovered: the broker announces its port after this.
     // The receiver only goes away if start-up already failed elsewhere; nothing to do then.
-    let _ = started.send(report);
+    let _ = started.send(ShardStarted {
+        shard_id,
+        driver,
+        cpu,
+        stored_queues: shard.stored_queues(),
+    });
     let inboxes = shared.inboxes.clone();
-    let receiver_context = Rc::clone(&service);
+    let receiver_context = Rc::clone(&shard);
     compio::runtime::spawn(async move {
         if let Err(error) = inboxes.receive(shard_id, receiver_context).await {
             tracing::error!(shard_id, %error, "inbox receiver stopped");
         }
     })
     .detach();
+    let service = service(Rc::clone(&shard));
     loop {
         let accept = std::pin::pin!(listener.accept());
         let stop = shutdown.wait(shard_id);
@@ -188,7 +217,7 @@ async fn shard_main(
         }
     }
     tracing::info!(shard_id, "shard stopped accepting");
-    service.shut_down().await;
+    shard.shut_down().await;
     // Let the answers to the pulls released above reach their sockets.
     compio::time::sleep(std::time::Duration::from_millis(100)).await;
     Ok(())

@@ -1,0 +1,501 @@
+//! A shard: one pinned thread with its own io_uring runtime ([`thread`]) that owns, without
+//! locks, its CommitLog and the ConsumeQueues of the queues placed on it, their consumer
+//! offsets, their held pulls ([`long_poll`]) and the connections it accepted
+//! ([`connections`]) (design.md §3).
+//!
+//! [`Shard`] is the narrow API processors call: each operation names a queue (or a physical
+//! offset) and runs on the shard that owns it, reached through its inbox when that is
+//! another shard ([`hop`]); errors come back typed ([`ShardError`]). Processors decode
+//! requests and encode answers; the shard never imports a processor, and processors never
+//! touch its store, offsets or held pulls directly.
+
+pub mod connections;
+pub mod hold_registry;
+pub mod hop;
+pub mod long_poll;
+pub mod shared;
+pub mod thread;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringmq_engine::commitlog::flush::FlushPolicy;
+use ringmq_engine::commitlog::split_physical;
+use ringmq_engine::consumequeue::{Boundary, TagFilter};
+use ringmq_engine::disk_guard::DiskGuardConfig;
+use ringmq_engine::error::StoreError;
+use ringmq_engine::offsets::{ConsumerOffsets, OffsetsError};
+use ringmq_engine::store::{Arrival, GetMessageStatus, PutMessage, PutResult, Store, StoreConfig};
+use ringmq_protocol::body::split_offset_table_key;
+
+use self::connections::Connections;
+use self::hold_registry::PullHold;
+use self::hop::InboxError;
+use self::long_poll::LongPoll;
+pub use self::shared::{BrokerShared, TopicsChanged};
+use crate::config::{BrokerConfig, FlushMode};
+use crate::placement::shard_for_queue;
+use crate::timer_wheel::WheelConfig;
+
+/// How often consumer offsets are persisted (RocketMQ `flushConsumerOffsetInterval`).
+const OFFSETS_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardOpenError {
+    #[error("shard {shard_id}: opening its store")]
+    Store {
+        shard_id: usize,
+        #[source]
+        source: StoreError,
+    },
+    #[error("shard {shard_id}: loading consumer offsets")]
+    Offsets {
+        shard_id: usize,
+        #[source]
+        source: OffsetsError,
+    },
+    #[error("shard {shard_id}: timer wheel: {source}")]
+    Wheel {
+        shard_id: usize,
+        #[source]
+        source: crate::timer_wheel::WheelConfigError,
+    },
+}
+
+/// Why an operation on a queue's owner shard failed. Crosses shards as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The owner shard could not be reached or dropped the work (shutting down).
+    #[error("reaching the queue's shard")]
+    Hop(#[source] InboxError),
+    /// The owner's store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No stored message at that physical offset.
+    #[error("can not find message by the offset, {physical_offset}")]
+    NoMessageAt {
+        physical_offset: i64,
+        #[source]
+        source: Option<StoreError>,
+    },
+}
+
+impl From<InboxError> for ShardError {
+    fn from(error: InboxError) -> Self {
+        ShardError::Hop(error)
+    }
+}
+
+/// One pull as the owner shard reads it (all `Send`: it may cross shards).
+#[derive(Debug)]
+pub struct PullQuery {
+    pub topic: String,
+    pub queue_id: i32,
+    pub offset: i64,
+    pub max_msgs: u32,
+    pub max_bytes: u64,
+    pub filter: TagFilter,
+    /// Hold for this long when nothing is there (None: answer at once).
+    pub hold_ms: Option<u64>,
+    pub connection_id: u64,
+    /// Store `(group, offset)` as the group's consumer offset first (FLAG_COMMIT_OFFSET).
+    pub commit: Option<(String, i64)>,
+}
+
+/// The owner's answer to a pull.
+#[derive(Debug)]
+pub struct PullOutcome {
+    pub status: GetMessageStatus,
+    pub next_begin_offset: i64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub messages: usize,
+    /// The stored records, as they are in the CommitLog.
+    pub body: Bytes,
+}
+
+/// A queue's bounds and, when asked, one group's committed offset on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub consumer_offset: Option<i64>,
+}
+
+/// One shard's state. See the module docs.
+#[derive(Debug)]
+pub struct Shard {
+    id: usize,
+    shared: Arc<BrokerShared>,
+    /// The CommitLog and ConsumeQueues of the queues placed on this shard.
+    store: Store,
+    /// Pulls waiting for messages on this shard's queues.
+    long_poll: Rc<LongPoll>,
+    /// Consumer offsets of this shard's queues.
+    offsets: RefCell<ConsumerOffsets>,
+    offsets_path: PathBuf,
+    /// Live connections accepted by this shard.
+    connections: Connections,
+}
+
+impl Shard {
+    /// Opens this shard's store (recovering it), loads its offsets and starts its
+    /// background tasks (held-pull expiry, offset persistence) on the current runtime.
+    pub async fn open(
+        shard_id: usize,
+        shared: Arc<BrokerShared>,
+    ) -> Result<Rc<Self>, ShardOpenError> {
+        let config = &shared.config;
+        let shards = shared.shards();
+        let store = Store::open_with_placement(
+            &config.store_dir,
+            u8::try_from(shard_id).unwrap_or(u8::MAX),
+            store_config(config),
+            move |topic, queue_id| shard_for_queue(topic, queue_id, shards) == shard_id,
+        )
+        .await
+        .map_err(|source| ShardOpenError::Store { shard_id, source })?;
+        let offsets_dir = config
+            .store_dir
+            .join("config")
+            .join(format!("shard-{shard_id}"));
+        std::fs::create_dir_all(&offsets_dir).map_err(|source| ShardOpenError::Offsets {
+            shard_id,
+            source: OffsetsError::Io {
+                path: offsets_dir.clone(),
+                source,
+            },
+        })?;
+        let offsets_path = offsets_dir.join("consumerOffset.json");
+        let offsets = ConsumerOffsets::load(&offsets_path)
+            .map_err(|source| ShardOpenError::Offsets { shard_id, source })?;
+        let long_poll = LongPoll::new(Arc::clone(&shared.clock), WheelConfig::default())
+            .map_err(|source| ShardOpenError::Wheel { shard_id, source })?;
+        let shard = Rc::new(Shard {
+            id: shard_id,
+            shared,
+            store,
+            long_poll: Rc::new(long_poll),
+            offsets: RefCell::new(offsets),
+            offsets_path,
+            connections: Connections::default(),
+        });
+        let long_poll = Rc::downgrade(&shard.long_poll);
+        shard.store.set_arrival_listener(move |arrival: &Arrival| {
+            if let Some(long_poll) = long_poll.upgrade() {
+                long_poll.on_arrival(arrival);
+            }
+        });
+        LongPoll::spawn_expiry(&shard.long_poll);
+        if shard_id == 0 {
+            // Control plane: one shard scans group membership for the whole broker.
+            compio::runtime::spawn(connections::member_expiry_loop(Rc::downgrade(&shard))).detach();
+        }
+        compio::runtime::spawn(offsets_loop(Rc::downgrade(&shard))).detach();
+        Ok(shard)
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The process-wide state: configuration, topics, groups, counters, clock.
+    pub fn shared(&self) -> &Arc<BrokerShared> {
+        &self.shared
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+
+    /// The `(topic, queue id)`s this shard's store holds data for.
+    pub fn stored_queues(&self) -> Vec<(String, i32)> {
+        self.store.queues()
+    }
+
+    /// The shard owning `(topic, queue_id)`.
+    fn owner_of(&self, topic: &str, queue_id: i32) -> usize {
+        shard_for_queue(topic, queue_id, self.shared.shards())
+    }
+
+    /// PULL on the queue's owner: commit the offset the request carries, read, and when
+    /// nothing is there and the pull may be held, hold it and read again once released.
+    pub async fn pull(self: &Rc<Self>, query: PullQuery) -> Result<PullOutcome, ShardError> {
+        let owner = self.owner_of(&query.topic, query.queue_id);
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner.pull_here(query).await
+        })
+        .await?
+    }
+
+    async fn pull_here(&self, query: PullQuery) -> Result<PullOutcome, ShardError> {
+        if let Some((group, offset)) = &query.commit {
+            self.offsets
+                .borrow_mut()
+                .commit(group, &query.topic, query.queue_id, *offset);
+        }
+        let outcome = self.read(&query).await?;
+        let Some(hold_ms) = query.hold_ms else {
+            return Ok(outcome);
+        };
+        if !may_hold(outcome.status, query.offset) {
+            return Ok(outcome);
+        }
+        let held = self.long_poll.hold(PullHold {
+            topic: &query.topic,
+            queue_id: query.queue_id,
+            offset: query.offset,
+            filter: query.filter.clone(),
+            deadline_ms: self.long_poll.deadline_ms(hold_ms),
+            connection_id: query.connection_id,
+        });
+        let Some(held) = held else {
+            // Too many pulls held on this shard: answer now; the client pulls again.
+            return Ok(outcome);
+        };
+        // A message may have become readable while the first read was in flight: its arrival
+        // went by before the hold existed. Re-check before waiting.
+        if self.store.max_offset(&query.topic, query.queue_id) > query.offset {
+            self.long_poll.cancel(held);
+        } else {
+            held.released().await;
+        }
+        self.read(&query).await
+    }
+
+    async fn read(&self, query: &PullQuery) -> Result<PullOutcome, ShardError> {
+        let result = self
+            .store
+            .get_messages(
+                &query.topic,
+                query.queue_id,
+                query.offset,
+                query.max_msgs,
+                query.max_bytes,
+                &query.filter,
+            )
+            .await?;
+        Ok(PullOutcome {
+            status: result.status,
+            next_begin_offset: result.next_begin_offset,
+            min_offset: result.min_offset,
+            max_offset: result.max_offset,
+            messages: result.messages.len(),
+            body: result.data,
+        })
+    }
+
+    /// Appends `messages` (all of one queue) on the shard that owns the queue.
+    pub async fn append(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+        messages: Vec<PutMessage>,
+    ) -> Result<Vec<PutResult>, ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner.store.put_batch(messages).await
+        })
+        .await?
+        .map_err(ShardError::from)
+    }
+
+    /// The queue's bounds and `group`'s committed offset on it.
+    pub async fn queue_state(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+        group: Option<&str>,
+    ) -> Result<QueueState, ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        let (topic, group) = (topic.to_owned(), group.map(str::to_owned));
+        let state = self
+            .on_shard(owner, move |owner: Rc<Shard>| async move {
+                QueueState {
+                    min_offset: owner.store.min_offset(&topic, queue_id),
+                    max_offset: owner.store.max_offset(&topic, queue_id),
+                    consumer_offset: group
+                        .and_then(|group| owner.offsets.borrow().get(&group, &topic, queue_id)),
+                }
+            })
+            .await?;
+        debug_assert!(state.min_offset <= state.max_offset, "{state:?}");
+        Ok(state)
+    }
+
+    /// Stores `offset` as `group`'s next offset on the queue.
+    pub async fn commit_offset(
+        self: &Rc<Self>,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<(), ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner
+                .offsets
+                .borrow_mut()
+                .commit(&group, &topic, queue_id, offset);
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The queue offset of the first (`Lower`) or last (`Upper`) message stored at
+    /// `timestamp_ms` or later / earlier.
+    pub async fn search_offset_by_timestamp(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+        boundary: Boundary,
+    ) -> Result<i64, ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        let topic = topic.to_owned();
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner
+                .store
+                .search_offset_by_timestamp(&topic, queue_id, timestamp_ms, boundary)
+                .await
+        })
+        .await?
+        .map_err(ShardError::from)
+    }
+
+    /// Store time of the queue's first message.
+    pub async fn earliest_msg_store_time(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+    ) -> Result<i64, ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        let topic = topic.to_owned();
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner.store.earliest_msg_store_time(&topic, queue_id).await
+        })
+        .await?
+        .map_err(ShardError::from)
+    }
+
+    /// The stored bytes of the record at `physical_offset`, read on the shard whose log
+    /// holds it (the offset's top byte names it).
+    pub async fn read_record(self: &Rc<Self>, physical_offset: i64) -> Result<Bytes, ShardError> {
+        let not_found = |source| ShardError::NoMessageAt {
+            physical_offset,
+            source,
+        };
+        let log_shard = split_physical(physical_offset)
+            .map(|(log_shard, _)| usize::from(log_shard))
+            .filter(|&log_shard| log_shard < self.shared.shards())
+            .ok_or_else(|| not_found(None))?;
+        self.on_shard(log_shard, move |owner: Rc<Shard>| async move {
+            owner.store.read_record_at(physical_offset).await
+        })
+        .await?
+        .map_err(|error| not_found(Some(error)))
+    }
+
+    /// Topics on which `group` has a committed offset, on any shard.
+    pub async fn topics_with_offsets(
+        self: &Rc<Self>,
+        group: &str,
+    ) -> Result<BTreeSet<String>, ShardError> {
+        let mut topics = BTreeSet::new();
+        for owner in 0..self.shared.shards() {
+            let group = group.to_owned();
+            let found = self
+                .on_shard(owner, move |owner: Rc<Shard>| async move {
+                    owner
+                        .offsets
+                        .borrow()
+                        .to_wrapper()
+                        .offset_table
+                        .keys()
+                        .filter_map(|key| split_offset_table_key(key))
+                        .filter(|(_, g)| *g == group)
+                        .map(|(topic, _)| topic.to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .await?;
+            topics.extend(found);
+        }
+        Ok(topics)
+    }
+
+    /// Shutdown work: answer every held pull, flush the store, persist offsets.
+    pub async fn shut_down(&self) {
+        self.long_poll.release_all();
+        if let Err(error) = self.store.flush().await {
+            tracing::error!(
+                shard_id = self.id,
+                error = %crate::reply::error_chain(&error),
+                "flush at shutdown failed"
+            );
+        }
+        self.persist_offsets().await;
+    }
+
+    async fn persist_offsets(&self) {
+        let mut snapshot = self.offsets.borrow().clone();
+        if snapshot.is_empty() && !self.offsets_path.exists() {
+            return;
+        }
+        if let Err(error) = snapshot.persist(&self.offsets_path).await {
+            tracing::error!(
+                shard_id = self.id,
+                error = %crate::reply::error_chain(&error),
+                "persisting consumer offsets failed"
+            );
+        }
+    }
+}
+
+/// Whether a read with this status may be held: PULL_NOT_FOUND, nothing at or after the
+/// offset yet (protocol.md §2.4 table). The processor's status → code mapping agrees (its
+/// tests check every status).
+pub fn may_hold(status: GetMessageStatus, request_offset: i64) -> bool {
+    match status {
+        GetMessageStatus::OffsetOverflowOne | GetMessageStatus::OffsetFoundNull => true,
+        GetMessageStatus::NoMatchedLogicQueue | GetMessageStatus::NoMessageInQueue => {
+            request_offset == 0
+        }
+        GetMessageStatus::Found
+        | GetMessageStatus::NoMatchedMessage
+        | GetMessageStatus::MessageWasRemoving
+        | GetMessageStatus::OffsetTooSmall
+        | GetMessageStatus::OffsetOverflowBadly => false,
+    }
+}
+
+fn store_config(config: &BrokerConfig) -> StoreConfig {
+    StoreConfig {
+        segment_size_bytes: config.commitlog_segment_size_bytes,
+        flush: match config.flush {
+            FlushMode::Async => FlushPolicy::Async {
+                interval_ms: config.flush_interval.as_millis() as u64,
+            },
+            FlushMode::Sync => FlushPolicy::Sync,
+        },
+        disk_guard: DiskGuardConfig {
+            max_used_ratio: config.disk_max_used_ratio,
+            ..DiskGuardConfig::default()
+        },
+        ..StoreConfig::default()
+    }
+}
+
+/// Persists consumer offsets every few seconds.
+async fn offsets_loop(shard: Weak<Shard>) {
+    loop {
+        compio::time::sleep(OFFSETS_PERSIST_INTERVAL).await;
+        let Some(this) = shard.upgrade() else { return };
+        this.persist_offsets().await;
+    }
+}

@@ -1,0 +1,80 @@
+//! The process-wide part of the broker every shard reads (`Send + Sync`): configuration,
+//! the topic table, consumer-group membership, the inboxes, counters and the clock
+//! (docs/decisions.md: control-plane state is shared, not owned by shard 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ringmq_protocol::message::msg_id::UniqKeyGenerator;
+
+use super::hop::Inboxes;
+use super::Shard;
+use crate::clock::ClockRef;
+use crate::config::BrokerConfig;
+use crate::groups::ConsumerGroups;
+use crate::stats::BrokerStats;
+use crate::topics::Topics;
+
+/// Called when the topic table changed so the name servers learn it at once.
+pub type TopicsChanged = Box<dyn Fn() + Send + Sync>;
+
+/// State shared by every shard of the broker process.
+pub struct BrokerShared {
+    pub config: Arc<BrokerConfig>,
+    /// This broker's address as clients reach it: STOREHOST of stored messages and the
+    /// address inside offset msgIds.
+    pub broker_addr: SocketAddr,
+    pub topics: Topics,
+    pub groups: ConsumerGroups,
+    pub inboxes: Inboxes<Shard>,
+    pub stats: BrokerStats,
+    /// Generates UNIQ_KEY for messages sent without one.
+    pub uniq_keys: UniqKeyGenerator,
+    /// Monotonic time for deadlines, wall time for what the protocol carries.
+    pub clock: ClockRef,
+    pub boot_timestamp_ms: i64,
+    topics_changed: TopicsChanged,
+}
+
+impl std::fmt::Debug for BrokerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerShared")
+            .field("broker_addr", &self.broker_addr)
+            .field("shards", &self.inboxes.shards())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerShared {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        broker_addr: SocketAddr,
+        topics: Topics,
+        inboxes: Inboxes<Shard>,
+        clock: ClockRef,
+        topics_changed: TopicsChanged,
+    ) -> Self {
+        BrokerShared {
+            config,
+            broker_addr,
+            topics,
+            groups: ConsumerGroups::new(),
+            inboxes,
+            stats: BrokerStats::default(),
+            uniq_keys: UniqKeyGenerator::new(broker_addr.ip()),
+            boot_timestamp_ms: clock.wall_ms(),
+            clock,
+            topics_changed,
+        }
+    }
+
+    /// Tells the registration loop that the topic table changed.
+    pub fn topics_changed(&self) {
+        (self.topics_changed)();
+    }
+
+    /// Shards of this broker.
+    pub fn shards(&self) -> usize {
+        self.inboxes.shards()
+    }
+}

@@ -1,0 +1,211 @@
+//! The control plane beside the data path, with the real binary: topic persistence never
+//! stalls a shard, a topic whose config a crash lost comes back from the log, and settings
+//! that are not built yet are refused at start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringmq_protocol::codes::{request_code, response_code};
+use ringmq_protocol::command::RemotingCommand;
+use ringmq_protocol::header::SerializeType;
+use ringmq_protocol::message::record::iter_records;
+use support::{request, Broker, TestClient};
+
+fn send(client: &mut TestClient, topic: &str, queue_id: i32, body: &str) {
+    let queue = queue_id.to_string();
+    let command = request(
+        request_code::SEND_MESSAGE_V2,
+        &[
+            ("a", "PG"),
+            ("b", topic),
+            ("c", "TBW102"),
+            ("d", "4"),
+            ("e", &queue),
+            ("f", "0"),
+            ("g", "1700000000000"),
+            ("h", "0"),
+            ("i", "WAIT\u{1}true\u{2}"),
+        ],
+    )
+    .with_body(Bytes::copy_from_slice(body.as_bytes()));
+    let response = client.call(command);
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+}
+
+fn pull(topic: &str, queue_id: i32, offset: i64, suspend_ms: i64) -> RemotingCommand {
+    let flags = if suspend_ms > 0 { 0x2 | 0x4 } else { 0x4 };
+    request(
+        request_code::PULL_MESSAGE,
+        &[
+            ("consumerGroup", "CG"),
+            ("topic", topic),
+            ("queueId", &queue_id.to_string()),
+            ("queueOffset", &offset.to_string()),
+            ("maxMsgNums", "32"),
+            ("sysFlag", &flags.to_string()),
+            ("commitOffset", "0"),
+            ("suspendTimeoutMillis", &suspend_ms.to_string()),
+            ("subscription", "*"),
+            ("subVersion", "0"),
+        ],
+    )
+}
+
+/// One client, `groups` consumer groups: each new group makes the broker create its
+/// `%RETRY%` topic.
+fn heartbeat_with_groups(groups: usize) -> RemotingCommand {
+    let consumers: Vec<String> = (0..groups)
+        .map(|i| {
+            format!(
+                r#"{{"groupName":"many-{i}","consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING","consumeFromWhere":"CONSUME_FROM_LAST_OFFSET","unitMode":false,"subscriptionDataSet":[]}}"#
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"clientID":"127.0.0.1@many","producerDataSet":[],"consumerDataSet":[{}]}}"#,
+        consumers.join(",")
+    );
+    request(request_code::HEART_BEAT, &[]).with_body(body.into_bytes())
+}
+
+#[test]
+fn a_held_pull_is_answered_on_time_while_another_connection_creates_2000_topics() {
+    // One shard: the held pull, the heartbeat and the topic writes share one ring thread.
+    let broker = Broker::start(&["--shards", "1"]);
+    let mut producer = broker.connect();
+    send(&mut producer, "HeldTopic", 0, "m0");
+
+    let mut consumer = broker.connect();
+    let started = Instant::now();
+    let opaque = consumer.send(pull("HeldTopic", 0, 1, 1_000), SerializeType::Json);
+    let mut members = broker.connect();
+    let heartbeat = members.call(heartbeat_with_groups(2_000));
+    assert_eq!(
+        heartbeat.code,
+        response_code::SUCCESS,
+        "{:?}",
+        heartbeat.remark
+    );
+
+    let answer = consumer.receive().expect("the held pull's answer");
+    let held_for = started.elapsed();
+    assert_eq!(answer.opaque, opaque);
+    assert_eq!(answer.code, response_code::PULL_NOT_FOUND);
+    assert!(
+        held_for >= Duration::from_millis(900) && held_for < Duration::from_millis(1_800),
+        "a 1 s hold was answered after {held_for:?} while 2,000 topics were created"
+    );
+    // Every topic was created, and the table reaches the disk without anyone waiting on it.
+    let all = members.call(request(request_code::GET_ALL_TOPIC_CONFIG, &[]));
+    let table = String::from_utf8(all.body.to_vec()).unwrap();
+    assert!(table.contains("%RETRY%many-1999"));
+    let topics_json = broker.store.path().join("config").join("topics.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&topics_json)
+        .unwrap_or_default()
+        .contains("%RETRY%many-1999")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "topics.json never got the new topics"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_admin_created_topic_is_in_topics_json_when_the_broker_answers() {
+    let broker = Broker::start(&[]);
+    let mut admin = broker.connect();
+    let response = admin.call(request(
+        request_code::UPDATE_AND_CREATE_TOPIC,
+        &[
+            ("topic", "DurableTopic"),
+            ("defaultTopic", "TBW102"),
+            ("readQueueNums", "3"),
+            ("writeQueueNums", "3"),
+            ("perm", "6"),
+            ("topicFilterType", "SINGLE_TAG"),
+            ("order", "false"),
+        ],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let topics_json = broker.store.path().join("config").join("topics.json");
+    let file = std::fs::read_to_string(topics_json).unwrap();
+    assert!(file.contains("DurableTopic"));
+}
+
+#[test]
+fn a_topic_whose_config_a_crash_lost_is_recreated_from_the_log() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    for i in 0..3 {
+        send(&mut client, "LostConfig", 2, &format!("m{i}"));
+    }
+    let store = broker.kill9();
+    // The crash came before the auto-created topic's config was written.
+    std::fs::remove_file(store.path().join("config").join("topics.json")).unwrap();
+
+    let broker = Broker::start_on_store(store, &[]);
+    let mut client = broker.connect();
+    let response = client.call(pull("LostConfig", 2, 0, 0));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let bodies: Vec<String> = iter_records(&response.body)
+        .map(|record| String::from_utf8(record.unwrap().body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies, ["m0", "m1", "m2"]);
+    // Queues 0..=2 are proven by the log; the topic takes sends again.
+    send(&mut client, "LostConfig", 2, "m3");
+}
+
+#[test]
+fn a_slave_refuses_to_start_until_replication_is_built() {
+    let store = tempfile::tempdir().unwrap();
+    let output = Command::new(ringmq_testkit::server_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--role",
+            "slave",
+            "--broker-id",
+            "1",
+            "--master",
+            "127.0.0.1:10911",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--role slave") && stderr.contains("not supported yet"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening broker"),
+        "a refused slave must not serve"
+    );
+}
