@@ -9,8 +9,10 @@
 //! - [`consumequeue`]: per-(topic, queue) index of 20-byte entries, tag filter, time search.
 //! - [`offsets`]: consumer offsets, persisted crash-safely.
 //! - [`disk_guard`], [`page_cache`]: the free-space limit and the hot/cold estimator.
-//! - [`error`], [`signal`]: the store's error type and its task wake-ups.
+//! - [`error`], [`signal`]: the store's error type and its task wake-ups; `clock`: the
+//!   wall clock stored in records and offsets files.
 
+mod clock;
 pub mod commitlog;
 pub mod consumequeue;
 pub mod disk_guard;

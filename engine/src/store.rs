@@ -31,7 +31,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use compio::runtime::JoinHandle;
@@ -40,6 +40,7 @@ use ringmq_protocol::message::{
     encoded_len_ref, peek_record_kind, properties, sysflag, tags_code, RecordKind, StoredMessageRef,
 };
 
+use crate::clock::now_ms;
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
 use crate::commitlog::{
     to_physical, CommitLog, LogLock, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
@@ -253,13 +254,6 @@ impl std::fmt::Debug for Inner {
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Rc<Inner>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn validate(config: &StoreConfig, shard_id: u8) -> Result<(), StoreError> {
