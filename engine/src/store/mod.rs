@@ -27,6 +27,8 @@
 //! every acknowledged append is below the cut; with `Async` those older than the last
 //! background flush are (all of them after a mere process kill, as the page cache survives).
 
+mod config;
+
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,70 +44,18 @@ use ringmq_protocol::message::{
 
 use crate::clock::now_ms;
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
-use crate::commitlog::{
-    to_physical, CommitLog, LogLock, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
-    MIN_SEGMENT_SIZE_BYTES,
-};
-use crate::consumequeue::{
-    Boundary, CqEntry, CqError, SearchError, TagFilter, DEFAULT_ENTRIES_PER_FILE,
-};
+use crate::commitlog::{to_physical, CommitLog, LogLock};
+use crate::consumequeue::{Boundary, CqEntry, CqError, SearchError, TagFilter};
 use crate::disk_guard::{DiskGuard, DiskGuardConfig, DiskGuardError};
 use crate::error::StoreError;
-use crate::page_cache::{Estimator, Temperature, DEFAULT_RATIO_PERCENT};
+use crate::page_cache::{Estimator, Temperature};
 use crate::pull::plan_reads;
 pub use crate::pull::{FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits};
 use crate::queues::{QueueSlot, QueueTable};
 use crate::recovery::LogScanner;
 use crate::signal::{GroupProgress, Notify};
 
-/// Default interval between checkpoints.
-pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
-
-/// Configuration of a shard's store; [`StoreConfig::default`] holds the defaults.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// Size of every CommitLog segment (1 GiB).
-    pub segment_size_bytes: u64,
-    /// When appends are answered (async flush every 500 ms).
-    pub flush: FlushPolicy,
-    /// How often the checkpoint is advanced, fdatasyncing the queues touched since the last
-    /// one (1000 ms, RocketMQ's `flushIntervalConsumeQueue`).
-    pub checkpoint_interval_ms: u64,
-    /// Entries per ConsumeQueue file (300 000).
-    pub cq_entries_per_file: u64,
-    /// Verify body CRCs while recovering (RocketMQ `checkCRCOnRecover`, true).
-    pub check_crc_on_recover: bool,
-    /// Appends wait while this many bytes are appended but not yet written (64 MiB).
-    pub max_pending_bytes: usize,
-    /// Free-space limits for appends.
-    pub disk_guard: DiskGuardConfig,
-    /// `accessMessageInMemoryMaxRatio` (40).
-    pub page_cache_ratio_percent: u64,
-    /// RAM size for the in-memory rule; `None` reads this machine's.
-    pub total_ram_bytes: Option<u64>,
-    /// Ask the kernel whether pulled bytes are cached (true) besides the ratio rule.
-    pub ask_kernel_page_cache: bool,
-    /// Per-pull limits.
-    pub transfer: TransferLimits,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
-            flush: FlushPolicy::default(),
-            checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
-            cq_entries_per_file: DEFAULT_ENTRIES_PER_FILE,
-            check_crc_on_recover: true,
-            max_pending_bytes: 64 << 20,
-            disk_guard: DiskGuardConfig::default(),
-            page_cache_ratio_percent: DEFAULT_RATIO_PERCENT,
-            total_ram_bytes: None,
-            ask_kernel_page_cache: true,
-            transfer: TransferLimits::default(),
-        }
-    }
-}
+pub use config::{StoreConfig, DEFAULT_CHECKPOINT_INTERVAL_MS};
 
 /// A message to append: what the producer sent plus the hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,38 +206,6 @@ pub struct Store {
     inner: Rc<Inner>,
 }
 
-fn validate(config: &StoreConfig, shard_id: u8) -> Result<(), StoreError> {
-    if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&config.segment_size_bytes) {
-        return Err(StoreError::InvalidConfig {
-            name: "segment_size_bytes",
-            value: config.segment_size_bytes,
-            expected: "4096 ..= 2^31 - 1",
-        });
-    }
-    if shard_id > 127 {
-        return Err(StoreError::InvalidConfig {
-            name: "shard_id",
-            value: u64::from(shard_id),
-            expected: "0 ..= 127 (physical offsets must stay positive)",
-        });
-    }
-    if let FlushPolicy::Async { interval_ms: 0 } = config.flush {
-        return Err(StoreError::InvalidConfig {
-            name: "flush interval_ms",
-            value: 0,
-            expected: "at least 1",
-        });
-    }
-    if config.checkpoint_interval_ms == 0 {
-        return Err(StoreError::InvalidConfig {
-            name: "checkpoint_interval_ms",
-            value: 0,
-            expected: "at least 1",
-        });
-    }
-    Ok(())
-}
-
 impl Store {
     /// Opens (creating if needed) shard `shard_id`'s store under `root`, recovers it and
     /// starts its writer and flusher tasks on the current compio runtime. Every queue found
@@ -308,7 +226,7 @@ impl Store {
         config: StoreConfig,
         owns_queue: impl Fn(&str, i32) -> bool + 'static,
     ) -> Result<Store, StoreError> {
-        validate(&config, shard_id)?;
+        config.validate(shard_id)?;
         let root = root.as_ref().to_path_buf();
         let log_dir = CommitLog::dir_for(&root, shard_id);
         compio::fs::create_dir_all(&log_dir)
