@@ -28,6 +28,7 @@
 //! background flush are (all of them after a mere process kill, as the page cache survives).
 
 mod config;
+mod reader;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -35,27 +36,27 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use compio::runtime::JoinHandle;
 use futures_util::lock::Mutex;
-use ringmq_protocol::message::{
-    encoded_len_ref, peek_record_kind, properties, sysflag, tags_code, RecordKind, StoredMessageRef,
-};
+use ringmq_protocol::message::{encoded_len_ref, properties, sysflag, tags_code, StoredMessageRef};
 
 use crate::clock::now_ms;
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
 use crate::commitlog::{to_physical, CommitLog, LogLock};
-use crate::consumequeue::{Boundary, CqEntry, CqError, SearchError, TagFilter};
+use crate::consumequeue::{Boundary, CqEntry, SearchError, TagFilter};
 use crate::disk_guard::{DiskGuard, DiskGuardConfig, DiskGuardError};
 use crate::error::StoreError;
-use crate::page_cache::{Estimator, Temperature};
-use crate::pull::plan_reads;
-pub use crate::pull::{FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits};
+use crate::page_cache::Estimator;
 use crate::queues::{QueueSlot, QueueTable};
 use crate::recovery::LogScanner;
 use crate::signal::{GroupProgress, Notify};
 
 pub use config::{StoreConfig, DEFAULT_CHECKPOINT_INTERVAL_MS};
+pub use reader::{
+    plan_reads, FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits,
+    MAX_COALESCED_READ_BYTES, MAX_READ_GAP_BYTES,
+};
 
 /// A message to append: what the producer sent plus the hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -783,32 +784,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Reads the record at `physical_offset`, checking its header.
-    async fn read_record_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
-        let visible = self.dispatched_end.get();
-        let (segment, pos) = self.log.locate(physical_offset, 8, visible)?;
-        let head = segment
-            .read_exact_at(pos, 8)
-            .await
-            .map_err(StoreError::io("read segment", segment.path()))?;
-        let size = match peek_record_kind(&head) {
-            Ok(RecordKind::Message { total_size, .. }) => u64::from(total_size),
-            Ok(RecordKind::Blank { .. }) => return Err(StoreError::NotFound { physical_offset }),
-            Err(source) => {
-                return Err(StoreError::Corrupt {
-                    physical_offset,
-                    source,
-                })
-            }
-        };
-        let (segment, pos) = self.log.locate(physical_offset, size, visible)?;
-        let bytes = segment
-            .read_exact_at(pos, size as usize)
-            .await
-            .map_err(StoreError::io("read segment", segment.path()))?;
-        Ok(Bytes::from(bytes))
-    }
-
     /// STORETIMESTAMP of the record an entry points to (read from its fixed header).
     async fn store_timestamp_at(&self, entry: CqEntry) -> Result<i64, StoreError> {
         let physical_offset = entry.physical_offset;
@@ -830,195 +805,6 @@ impl Inner {
             },
         })
     }
-
-    async fn get_messages(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        offset: i64,
-        max_msgs: u32,
-        max_bytes: u64,
-        filter: &TagFilter,
-    ) -> Result<GetMessageResult, StoreError> {
-        use GetMessageStatus as S;
-        let Some(slot) = self.queues.existing(topic, queue_id) else {
-            return Ok(GetMessageResult::empty(S::NoMatchedLogicQueue, 0, 0, 0));
-        };
-        let (min, max) = (slot.min_offset.get(), slot.max_offset.get());
-        if max == 0 {
-            return Ok(GetMessageResult::empty(S::NoMessageInQueue, 0, min, max));
-        }
-        if offset < min {
-            return Ok(GetMessageResult::empty(S::OffsetTooSmall, min, min, max));
-        }
-        if offset == max {
-            return Ok(GetMessageResult::empty(
-                S::OffsetOverflowOne,
-                offset,
-                min,
-                max,
-            ));
-        }
-        if offset > max {
-            return Ok(GetMessageResult::empty(
-                S::OffsetOverflowBadly,
-                max,
-                min,
-                max,
-            ));
-        }
-        // CQ scan budget: max(16000, maxMsgNums × 20) bytes of entries.
-        let budget = (16_000u64.max(u64::from(max_msgs) * 20) / 20) as i64;
-        let want = budget.min(max - offset);
-        let read = {
-            let cq = slot.cq.lock().await;
-            cq.read(offset, usize::try_from(want).unwrap_or(usize::MAX))
-        };
-        let entries = match read.await {
-            Ok(entries) => entries,
-            Err(CqError::MissingFile { .. }) => {
-                // RocketMQ's `rollNextFile`: continue at the start of the next queue file.
-                let per_file = i64::try_from(self.config.cq_entries_per_file).unwrap_or(i64::MAX);
-                let next = (offset / per_file)
-                    .saturating_add(1)
-                    .saturating_mul(per_file);
-                return Ok(GetMessageResult::empty(S::OffsetFoundNull, next, min, max));
-            }
-            Err(e) => return Err(slot.error(e)),
-        };
-        let max_phys = to_physical(self.shard_id, self.dispatched_end.get()).unwrap_or(i64::MAX);
-        let limits = self.config.transfer;
-        let mut selected: Vec<(i64, CqEntry)> = Vec::new();
-        let mut total_bytes = 0u64;
-        let mut next = offset;
-        let mut last_phys = None;
-        for (i, entry) in entries.iter().enumerate() {
-            let size = u64::try_from(entry.size).unwrap_or(0);
-            let count = selected.len() as u64;
-            let in_memory = self
-                .estimator
-                .rule_says_hot(max_phys, entry.physical_offset);
-            if limits.batch_is_full(count, total_bytes, size, in_memory, max_msgs, max_bytes) {
-                break;
-            }
-            let queue_offset = offset + i as i64;
-            next = queue_offset + 1;
-            last_phys = Some(entry.physical_offset);
-            if !filter.matches(entry.tags_code) {
-                continue;
-            }
-            selected.push((queue_offset, *entry));
-            total_bytes += size;
-        }
-        let mut result = GetMessageResult::empty(S::NoMatchedMessage, next, min, max);
-        if let Some(last) = last_phys {
-            result.suggest_pulling_from_slave = !self.estimator.rule_says_hot(max_phys, last);
-        }
-        if selected.is_empty() {
-            return Ok(result);
-        }
-        self.read_selected(&selected, &mut result, max_phys).await?;
-        Ok(result)
-    }
-
-    /// Reads the records of `selected` (coalescing neighbours in one segment into one
-    /// positional read) into `result`.
-    async fn read_selected(
-        &self,
-        selected: &[(i64, CqEntry)],
-        result: &mut GetMessageResult,
-        max_phys: i64,
-    ) -> Result<(), StoreError> {
-        // Every entry a pull can select points into a written group (entries are appended
-        // only after their group's write, and sync with Sync flush), but `dispatched_end`
-        // moves only once the whole group is dispatched, which awaits queue-file writes:
-        // bounding by it here would skip records whose entries are already visible.
-        let visible = self.log.written_end();
-        let entries: Vec<CqEntry> = selected.iter().map(|(_, e)| *e).collect();
-        let runs: Vec<(usize, usize)> = plan_reads(&entries, self.config.segment_size_bytes)
-            .into_iter()
-            .map(|run| (run.start, run.end))
-            .collect();
-        let mut located = Vec::with_capacity(runs.len());
-        for &(from, to) in &runs {
-            let (Some((_, first)), Some((_, last))) = (selected.get(from), selected.get(to - 1))
-            else {
-                continue;
-            };
-            let len =
-                u64::try_from(last.physical_offset + i64::from(last.size) - first.physical_offset)
-                    .unwrap_or(0);
-            match self.log.locate(first.physical_offset, len, visible) {
-                Ok((segment, pos)) => located.push((from, to, segment, pos, len)),
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        if located.is_empty() {
-            result.status = GetMessageStatus::MessageWasRemoving;
-            return Ok(());
-        }
-        // design.md §8: besides RocketMQ's backlog rule, ask the kernel whether the bytes
-        // about to be read are cached; cold data is better served by a slave.
-        if let (Some((_, _, segment, pos, len)), Some((_, first))) =
-            (located.first(), selected.first())
-        {
-            let temperature =
-                self.estimator
-                    .is_hot(max_phys, first.physical_offset, segment.file(), *pos, *len);
-            result.suggest_pulling_from_slave |= temperature == Temperature::Cold;
-        }
-        let reads = located.iter().map(|(_, _, segment, pos, len)| {
-            let segment = Rc::clone(segment);
-            let (pos, len) = (*pos, *len);
-            async move {
-                segment
-                    .read_exact_at(pos, len as usize)
-                    .await
-                    .map_err(StoreError::io("read segment", segment.path()))
-            }
-        });
-        let buffers: Vec<Vec<u8>> = futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let total: usize = located
-            .iter()
-            .flat_map(|(from, to, ..)| selected.get(*from..*to).unwrap_or_default())
-            .map(|(_, e)| usize::try_from(e.size).unwrap_or(0))
-            .sum();
-        // One gap-free read (a queue's messages back to back) is the body as it is.
-        let gap_free = buffers.len() == 1 && buffers.first().is_some_and(|b| b.len() == total);
-        let mut data = BytesMut::with_capacity(if gap_free { 0 } else { total });
-        let mut cursor = 0;
-        for ((from, to, segment, pos, _), buffer) in located.iter().zip(&buffers) {
-            let run_start = selected.get(*from).map_or(0, |(_, e)| e.physical_offset);
-            for (queue_offset, entry) in selected.get(*from..*to).unwrap_or_default() {
-                let rel = usize::try_from(entry.physical_offset - run_start).unwrap_or(0);
-                let size = usize::try_from(entry.size).unwrap_or(0);
-                let bytes = buffer.get(rel..rel + size).unwrap_or_default();
-                check_record(entry.physical_offset, size, bytes)?;
-                result.messages.push(FoundMessage {
-                    queue_offset: *queue_offset,
-                    physical_offset: entry.physical_offset,
-                    tags_code: entry.tags_code,
-                    segment: Rc::clone(segment),
-                    pos_in_file: pos + rel as u64,
-                    data_range: cursor..cursor + size,
-                });
-                cursor += size;
-                if !gap_free {
-                    data.extend_from_slice(bytes);
-                }
-            }
-        }
-        result.data = match buffers.into_iter().next() {
-            Some(buffer) if gap_free => Bytes::from(buffer),
-            _ => data.freeze(),
-        };
-        result.status = GetMessageStatus::Found;
-        Ok(())
-    }
 }
 
 /// Arrivals kept for [`Store::drain_arrivals`] when no listener is set.
@@ -1027,29 +813,6 @@ pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
 /// Bytes of a record header that always include STORETIMESTAMP (it sits at 56, or at 68
 /// after an IPv6 born host).
 const STORE_TIMESTAMP_HEADER_BYTES: u64 = 76;
-
-/// Checks that `bytes` (read for a ConsumeQueue entry of `size` bytes) start a message
-/// record of exactly that size.
-fn check_record(physical_offset: i64, size: usize, bytes: &[u8]) -> Result<(), StoreError> {
-    match peek_record_kind(bytes) {
-        Ok(RecordKind::Message { total_size, .. })
-            if total_size as usize == size && bytes.len() == size =>
-        {
-            Ok(())
-        }
-        Ok(_) => Err(StoreError::Corrupt {
-            physical_offset,
-            source: ringmq_protocol::message::RecordError::SizeMismatch {
-                declared: size,
-                actual: bytes.len(),
-            },
-        }),
-        Err(source) => Err(StoreError::Corrupt {
-            physical_offset,
-            source,
-        }),
-    }
-}
 
 /// STORETIMESTAMP from a record's first bytes. Pure.
 fn store_timestamp_of(head: &[u8]) -> Option<i64> {
