@@ -28,6 +28,7 @@
 //! background flush are (all of them after a mere process kill, as the page cache survives).
 
 mod config;
+mod flusher;
 mod reader;
 mod time_search;
 
@@ -35,7 +36,6 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use compio::runtime::JoinHandle;
@@ -568,24 +568,7 @@ impl Store {
     /// Waits for everything appended so far to be written and dispatched, then makes the log
     /// and the queues durable and advances the checkpoint.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        // The group collecting appends if it holds any, else the last one taken (it may
-        // still be in flight).
-        let open = inner.log.open_group_seq();
-        let seq = if inner.log.pending_bytes() > 0 {
-            open
-        } else {
-            open - 1
-        };
-        if seq > inner.progress.done() {
-            inner.writer_wake.notify();
-            inner
-                .progress
-                .wait_for(seq)
-                .await
-                .map_err(|source| StoreError::LogFailed { source })?;
-        }
-        inner.checkpoint().await
+        self.inner.flush().await
     }
 
     /// Refuses new appends, lets pending ones finish, flushes, and stops the tasks.
@@ -699,70 +682,6 @@ impl Inner {
                 }
             }
         }
-    }
-
-    /// Async fdatasync (with `FlushPolicy::Async`) and checkpoints, until closed.
-    async fn flusher_loop(self: Rc<Self>) {
-        let flush_ms = match self.config.flush {
-            FlushPolicy::Async { interval_ms } => Some(interval_ms),
-            FlushPolicy::Sync => None,
-        };
-        let tick_ms = flush_ms
-            .unwrap_or(self.config.checkpoint_interval_ms)
-            .min(self.config.checkpoint_interval_ms);
-        let mut since_checkpoint_ms = 0;
-        loop {
-            let sleep = compio::time::sleep(Duration::from_millis(tick_ms));
-            let woken = self.flusher_wake.wait();
-            futures_util::future::select(std::pin::pin!(sleep), std::pin::pin!(woken)).await;
-            if self.closing.get() {
-                return;
-            }
-            since_checkpoint_ms += tick_ms;
-            let result = if since_checkpoint_ms >= self.config.checkpoint_interval_ms {
-                since_checkpoint_ms = 0;
-                self.checkpoint().await
-            } else if self.log.written_end() > self.log.durable_end() {
-                self.log.sync().await.map(|_| ())
-            } else {
-                Ok(())
-            };
-            if let Err(error) = result {
-                tracing::error!(%error, shard = self.shard_id, "background flush failed");
-                if let Some(source) = self.log.failure() {
-                    self.progress.fail(source);
-                }
-            }
-        }
-    }
-
-    /// fdatasyncs the log and the queues touched since the last checkpoint, then records
-    /// the dispatched end as the new checkpoint.
-    async fn checkpoint(&self) -> Result<(), StoreError> {
-        let _serialized = self.checkpoint_lock.lock().await;
-        // Everything below `target` is written and its entries are appended to the queues.
-        let target = self.dispatched_end.get();
-        self.log.sync().await?;
-        let slots = std::mem::take(&mut *self.dirty_slots.borrow_mut());
-        let mut failed = None;
-        for slot in slots {
-            slot.dirty.set(false);
-            let result = slot.cq.lock().await.sync().await;
-            if let Err(error) = result {
-                if !slot.dirty.replace(true) {
-                    self.dirty_slots.borrow_mut().push(Rc::clone(&slot));
-                }
-                failed.get_or_insert(slot.error(error));
-            }
-        }
-        if let Some(error) = failed {
-            return Err(error);
-        }
-        if target > self.checkpointed.get() {
-            write_checkpoint(self.log.dir(), target).await?;
-            self.checkpointed.set(target);
-        }
-        Ok(())
     }
 }
 
