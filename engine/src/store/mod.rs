@@ -31,22 +31,22 @@ mod config;
 mod flusher;
 mod reader;
 mod time_search;
+mod writer;
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
 use compio::runtime::JoinHandle;
 use futures_util::lock::Mutex;
-use ringmq_protocol::message::{encoded_len_ref, properties, sysflag, tags_code, StoredMessageRef};
 
-use crate::clock::now_ms;
-use crate::commitlog::flush::{read_checkpoint, write_checkpoint, FlushPolicy};
+#[cfg(doc)]
+use crate::commitlog::flush::FlushPolicy;
+use crate::commitlog::flush::{read_checkpoint, write_checkpoint};
 use crate::commitlog::{to_physical, CommitLog, LogLock};
-use crate::consumequeue::{Boundary, CqEntry, TagFilter};
-use crate::disk_guard::{DiskGuard, DiskGuardConfig, DiskGuardError};
+use crate::consumequeue::{Boundary, TagFilter};
+use crate::disk_guard::{DiskGuard, DiskGuardConfig};
 use crate::error::StoreError;
 use crate::page_cache::Estimator;
 use crate::queues::{QueueSlot, QueueTable};
@@ -58,90 +58,8 @@ pub use reader::{
     plan_reads, FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits,
     MAX_COALESCED_READ_BYTES, MAX_READ_GAP_BYTES,
 };
-
-/// A message to append: what the producer sent plus the hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutMessage {
-    /// Topic.
-    pub topic: String,
-    /// Queue id.
-    pub queue_id: i32,
-    /// User flag.
-    pub flag: i32,
-    /// sysFlag (the IPv6 bits are set from the hosts).
-    pub sys_flag: i32,
-    /// Producer timestamp, ms.
-    pub born_timestamp: i64,
-    /// Producer address.
-    pub born_host: SocketAddr,
-    /// This broker's address.
-    pub store_host: SocketAddr,
-    /// Times the message was re-consumed.
-    pub reconsume_times: i32,
-    /// For transaction commit/rollback records: the half message's physical offset.
-    pub prepared_transaction_offset: i64,
-    /// Body as stored.
-    pub body: Bytes,
-    /// Properties text (`key\u{1}value\u{2}`…).
-    pub properties: String,
-}
-
-/// Where an appended message was stored: what the server builds the SEND response and the
-/// offset msgId from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PutResult {
-    /// Physical offset (shard id in the top 8 bits).
-    pub physical_offset: i64,
-    /// Logical offset in its ConsumeQueue (0 for transaction PREPARED/ROLLBACK records).
-    pub queue_offset: i64,
-    /// Store timestamp, ms.
-    pub store_timestamp: i64,
-    /// Record size in bytes.
-    pub size_bytes: u32,
-}
-
-/// Messages appended by [`Store::append`]: their offsets are fixed; their group may not be
-/// written yet.
-#[derive(Debug)]
-#[must_use = "the offsets are known, but the messages are not yet durable or readable"]
-pub struct AppendTicket {
-    store: Store,
-    group_seq: u64,
-    results: Vec<PutResult>,
-}
-
-impl AppendTicket {
-    /// Where each message was placed, in the order given.
-    pub fn results(&self) -> &[PutResult] {
-        &self.results
-    }
-
-    /// Waits until the messages are written (`Async`) or durable (`Sync`), and readable.
-    pub async fn wait(self) -> Result<Vec<PutResult>, StoreError> {
-        if self.group_seq > 0 {
-            self.store
-                .inner
-                .progress
-                .wait_for(self.group_seq)
-                .await
-                .map_err(|source| StoreError::LogFailed { source })?;
-        }
-        Ok(self.results)
-    }
-}
-
-/// A message became readable: long polls on `(topic, queue_id)` may be answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arrival {
-    /// Topic.
-    pub topic: Rc<str>,
-    /// Queue id.
-    pub queue_id: i32,
-    /// The queue's max offset after this message.
-    pub max_offset: i64,
-    /// The message's tags code.
-    pub tags_code: i64,
-}
+pub use writer::{AppendTicket, Arrival, PutMessage, PutResult, MAX_UNDRAINED_ARRIVALS};
+use writer::{ArrivalListener, Dispatch};
 
 /// Counters for tests, metrics and the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,14 +76,6 @@ pub struct StoreStats {
     pub dispatched_end: u64,
 }
 
-#[derive(Debug)]
-struct Dispatch {
-    slot: Rc<QueueSlot>,
-    queue_offset: i64,
-    entry: CqEntry,
-}
-
-type ArrivalListener = Box<dyn FnMut(&Arrival)>;
 struct Inner {
     /// Held until closed: no second store appends to this log meanwhile.
     lock: RefCell<Option<LogLock>>,
@@ -336,110 +246,8 @@ impl Store {
     /// ConsumeQueue is opened on first use or while the append buffer is over its bound.
     /// The messages are written whether or not the ticket is awaited.
     pub async fn append(&self, msgs: Vec<PutMessage>) -> Result<AppendTicket, StoreError> {
-        let inner = &self.inner;
-        if msgs.is_empty() {
-            return Ok(AppendTicket {
-                store: self.clone(),
-                group_seq: 0,
-                results: Vec::new(),
-            });
-        }
-        // Bound the append buffer: wait for the writer to catch up.
-        while inner.log.pending_bytes() > inner.config.max_pending_bytes {
-            if inner.closing.get() {
-                return Err(StoreError::Closed);
-            }
-            let next = inner.progress.done() + 1;
-            inner
-                .progress
-                .wait_for(next)
-                .await
-                .map_err(|source| StoreError::LogFailed { source })?;
-        }
-        let mut slots = Vec::with_capacity(msgs.len());
-        for msg in &msgs {
-            slots.push(inner.queues.slot(&msg.topic, msg.queue_id).await?);
-        }
-        // From here to the end of the appends nothing awaits: the order is fixed now.
-        if inner.closing.get() {
-            return Err(StoreError::Closed);
-        }
-        inner.disk_guard.borrow_mut().check().map_err(|e| match e {
-            DiskGuardError::Statvfs { path, source } => StoreError::Io {
-                op: "statvfs",
-                path,
-                source,
-            },
-            full => StoreError::DiskFull { source: full },
-        })?;
-        let store_timestamp = now_ms();
-        let mut refs: Vec<StoredMessageRef<'_>> = msgs
-            .iter()
-            .map(|m| StoredMessageRef {
-                queue_id: m.queue_id,
-                flag: m.flag,
-                queue_offset: 0,
-                physical_offset: 0,
-                sys_flag: m.sys_flag,
-                born_timestamp: m.born_timestamp,
-                born_host: m.born_host,
-                store_timestamp,
-                store_host: m.store_host,
-                reconsume_times: m.reconsume_times,
-                prepared_transaction_offset: m.prepared_transaction_offset,
-                body: &m.body,
-                topic: &m.topic,
-                properties: &m.properties,
-            })
-            .collect();
-        // Validate every record first so that a batch is appended whole or not at all.
-        for r in &refs {
-            let len = encoded_len_ref(r).map_err(|source| StoreError::Encode { source })?;
-            let len = len as u64 + 8;
-            if len > inner.config.segment_size_bytes {
-                return Err(StoreError::MessageTooLarge {
-                    size_bytes: len - 8,
-                    segment_size_bytes: inner.config.segment_size_bytes,
-                });
-            }
-        }
-        let mut results = Vec::with_capacity(refs.len());
-        let mut group_seq = 0;
-        for (r, slot) in refs.iter_mut().zip(&slots) {
-            let dispatched = !sysflag::skipped_by_dispatch(r.sys_flag);
-            r.queue_offset = if dispatched {
-                slot.next_offset.get()
-            } else {
-                0
-            };
-            let placed = inner.log.append(r)?;
-            group_seq = placed.group_seq;
-            if dispatched {
-                slot.next_offset.set(r.queue_offset + 1);
-                let tags = tags_code(properties::find(r.properties, properties::keys::TAGS));
-                inner.pending_dispatch.borrow_mut().push(Dispatch {
-                    slot: Rc::clone(slot),
-                    queue_offset: r.queue_offset,
-                    entry: CqEntry {
-                        physical_offset: placed.physical_offset,
-                        size: i32::try_from(placed.size_bytes).unwrap_or(i32::MAX),
-                        tags_code: tags,
-                    },
-                });
-            }
-            results.push(PutResult {
-                physical_offset: placed.physical_offset,
-                queue_offset: r.queue_offset,
-                store_timestamp,
-                size_bytes: placed.size_bytes,
-            });
-        }
-        inner.writer_wake.notify();
-        Ok(AppendTicket {
-            store: self.clone(),
-            group_seq,
-            results,
-        })
+        let (group_seq, results) = self.inner.append(msgs).await?;
+        Ok(AppendTicket::new(self.clone(), group_seq, results))
     }
 
     /// Reads up to `max_msgs` messages (and `max_bytes`) of `(topic, queue_id)` from
@@ -597,93 +405,4 @@ impl Inner {
             .borrow_mut()
             .set_store_bytes(segments.saturating_mul(self.config.segment_size_bytes));
     }
-
-    /// The group writer: see the module documentation.
-    async fn writer_loop(self: Rc<Self>) {
-        loop {
-            while let Some(group) = self.log.take_group() {
-                let dispatch = std::mem::take(&mut *self.pending_dispatch.borrow_mut());
-                let mut result = self.log.write_group(&group).await;
-                if result.is_ok() && self.config.flush == FlushPolicy::Sync {
-                    result = self.log.sync().await.map(|_| ());
-                }
-                if let Err(error) = result {
-                    tracing::error!(%error, shard = self.shard_id, "commit log write failed; appends are refused from now on");
-                    let source = self.log.failure().unwrap_or_else(|| {
-                        std::sync::Arc::new(std::io::Error::other("commit log failed"))
-                    });
-                    self.progress.fail(source);
-                    continue;
-                }
-                self.dispatch(dispatch).await;
-                self.dispatched_end.set(group.range.end);
-                self.progress.complete(group.seq);
-                self.update_store_bytes();
-                // Let the appenders just answered run first: what they append next joins
-                // the next group instead of waiting a whole write (and sync) for the one
-                // after it. Measured: 8 → 16 appends per fdatasync with 16 in flight.
-                crate::signal::yield_now().await;
-            }
-            if self.closing.get() {
-                return;
-            }
-            self.writer_wake.wait().await;
-        }
-    }
-
-    /// Makes a written group's entries readable, writes them to the queue files and
-    /// announces them.
-    async fn dispatch(&self, dispatch: Vec<Dispatch>) {
-        let mut touched: Vec<Rc<QueueSlot>> = Vec::new();
-        for d in &dispatch {
-            let mut cq = d.slot.cq.lock().await;
-            if let Err(error) = cq.append(d.queue_offset, d.entry) {
-                // Offsets are assigned in order by this shard alone; this is a bug.
-                tracing::error!(%error, topic = %d.slot.topic, queue_id = d.slot.queue_id, "dispatch out of order");
-                debug_assert!(false, "dispatch out of order: {error}");
-                continue;
-            }
-            d.slot.max_offset.set(cq.max_offset());
-            if !touched.last().is_some_and(|s| Rc::ptr_eq(s, &d.slot))
-                && !touched.iter().any(|s| Rc::ptr_eq(s, &d.slot))
-            {
-                touched.push(Rc::clone(&d.slot));
-            }
-        }
-        let writes = touched.iter().map(|slot| async move {
-            let result = slot.cq.lock().await.write_pending().await;
-            (slot, result)
-        });
-        for (slot, result) in futures_util::future::join_all(writes).await {
-            if let Err(error) = result {
-                // The entries stay pending in memory (readable) and are written next time;
-                // the checkpoint does not pass them until a sync succeeds.
-                tracing::warn!(%error, topic = %slot.topic, queue_id = slot.queue_id, "consume queue write failed; will retry");
-            }
-            if !slot.dirty.replace(true) {
-                self.dirty_slots.borrow_mut().push(Rc::clone(slot));
-            }
-        }
-        let mut listener = self.listener.borrow_mut();
-        for d in &dispatch {
-            let arrival = Arrival {
-                topic: Rc::clone(&d.slot.topic),
-                queue_id: d.slot.queue_id,
-                max_offset: d.queue_offset + 1,
-                tags_code: d.entry.tags_code,
-            };
-            match listener.as_mut() {
-                Some(listener) => listener(&arrival),
-                None => {
-                    let mut arrivals = self.arrivals.borrow_mut();
-                    if arrivals.len() < MAX_UNDRAINED_ARRIVALS {
-                        arrivals.push(arrival);
-                    }
-                }
-            }
-        }
-    }
 }
-
-/// Arrivals kept for [`Store::drain_arrivals`] when no listener is set.
-pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
