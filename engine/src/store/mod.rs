@@ -26,9 +26,20 @@
 //! records past the checkpoint and truncates queues that point past the log. With `Sync`
 //! every acknowledged append is below the cut; with `Async` those older than the last
 //! background flush are (all of them after a mere process kill, as the page cache survives).
+//!
+//! **Invariants.** On the log: `checkpointed ≤ dispatched_end ≤ written_end ≤
+//! appended_end` and `durable_end ≤ written_end`; groups are contiguous (each starts where
+//! the previous one ended). On each queue: `min_offset ≤ max_offset ≤ next_offset`.
+//!
+//! **Modules, one job each.** This file holds the [`Store`] handle, its shared state and
+//! its thin public API; the work is done by `config` (the typed configuration and its
+//! checks), `open` (open and recovery wiring), `writer` (append, the group writer, dispatch
+//! into the ConsumeQueues and arrivals), `reader` (the PULL read path and record reads),
+//! `time_search` (store-time lookups) and `flusher` (background fdatasync and checkpoints).
 
 mod config;
 mod flusher;
+mod open;
 mod reader;
 mod time_search;
 mod writer;
@@ -43,14 +54,12 @@ use futures_util::lock::Mutex;
 
 #[cfg(doc)]
 use crate::commitlog::flush::FlushPolicy;
-use crate::commitlog::flush::{read_checkpoint, write_checkpoint};
 use crate::commitlog::{to_physical, CommitLog, LogLock};
 use crate::consumequeue::{Boundary, TagFilter};
 use crate::disk_guard::{DiskGuard, DiskGuardConfig};
 use crate::error::StoreError;
 use crate::page_cache::Estimator;
 use crate::queues::{QueueSlot, QueueTable};
-use crate::recovery::LogScanner;
 use crate::signal::{GroupProgress, Notify};
 
 pub use config::{StoreConfig, DEFAULT_CHECKPOINT_INTERVAL_MS};
@@ -76,6 +85,7 @@ pub struct StoreStats {
     pub dispatched_end: u64,
 }
 
+/// The state a shard's tasks share: the writer, the flusher and every [`Store`] clone.
 struct Inner {
     /// Held until closed: no second store appends to this log meanwhile.
     lock: RefCell<Option<LogLock>>,
@@ -138,91 +148,7 @@ impl Store {
         config: StoreConfig,
         owns_queue: impl Fn(&str, i32) -> bool + 'static,
     ) -> Result<Store, StoreError> {
-        config.validate(shard_id)?;
-        let root = root.as_ref().to_path_buf();
-        let log_dir = CommitLog::dir_for(&root, shard_id);
-        compio::fs::create_dir_all(&log_dir)
-            .await
-            .map_err(StoreError::io("create directory", &log_dir))?;
-        let lock = LogLock::acquire(&log_dir)?;
-        let checkpoint = read_checkpoint(&log_dir).await?;
-        let mut scanner = LogScanner::open(
-            &log_dir,
-            shard_id,
-            config.segment_size_bytes,
-            checkpoint,
-            config.check_crc_on_recover,
-        )
-        .await?;
-        let total_ram_bytes = match config.total_ram_bytes {
-            Some(bytes) => bytes,
-            None => crate::page_cache::total_ram_bytes()
-                .map_err(StoreError::io("read RAM size", "/proc/meminfo"))?,
-        };
-        let estimator = Estimator::new(total_ram_bytes, config.page_cache_ratio_percent)
-            .with_kernel_probe(config.ask_kernel_page_cache);
-        let disk_guard = DiskGuard::new(root.clone(), config.disk_guard);
-        let queues = QueueTable::new(
-            root.clone(),
-            shard_id,
-            config.cq_entries_per_file,
-            Box::new(owns_queue),
-        );
-        queues.open_existing().await?;
-        let mut redispatched = 0u64;
-        while let Some(batch) = scanner.next_batch().await? {
-            for record in &batch {
-                redispatched += u64::from(queues.redispatch(record).await?);
-            }
-        }
-        let recovered = scanner.finish().await?;
-        let end = recovered.end;
-        queues.truncate_at(end).await?;
-        tracing::info!(
-            shard = shard_id,
-            scan_start = recovered.scan_start,
-            end,
-            redispatched,
-            stop = ?recovered.stop,
-            "commit log recovered"
-        );
-        queues.sync_all().await?;
-        write_checkpoint(&log_dir, end).await?;
-        let log = CommitLog::from_recovered(
-            shard_id,
-            log_dir,
-            config.segment_size_bytes,
-            recovered.segments,
-            end,
-        );
-        let inner = Inner {
-            lock: RefCell::new(Some(lock)),
-            root,
-            shard_id,
-            config,
-            log,
-            queues,
-            pending_dispatch: RefCell::new(Vec::new()),
-            writer_wake: Notify::default(),
-            flusher_wake: Notify::default(),
-            progress: GroupProgress::default(),
-            dispatched_end: Cell::new(end),
-            checkpointed: Cell::new(end),
-            checkpoint_lock: Mutex::new(()),
-            dirty_slots: RefCell::new(Vec::new()),
-            arrivals: RefCell::new(Vec::new()),
-            listener: RefCell::new(None),
-            disk_guard: RefCell::new(disk_guard),
-            estimator,
-            closing: Cell::new(false),
-            tasks: RefCell::new(Vec::new()),
-        };
-        inner.update_store_bytes();
-
-        let inner = Rc::new(inner);
-        let writer = compio::runtime::spawn(Rc::clone(&inner).writer_loop());
-        let flusher = compio::runtime::spawn(Rc::clone(&inner).flusher_loop());
-        inner.tasks.borrow_mut().extend([writer, flusher]);
+        let inner = Inner::open(root.as_ref(), shard_id, config, Box::new(owns_queue)).await?;
         Ok(Store { inner })
     }
 
@@ -399,6 +325,7 @@ impl Store {
 }
 
 impl Inner {
+    /// Tells the disk guard how many bytes the log's segments take (they are preallocated).
     fn update_store_bytes(&self) {
         let segments = self.log.segment_count() as u64;
         self.disk_guard
