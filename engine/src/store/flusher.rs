@@ -101,10 +101,17 @@ impl Inner {
         if let Some(error) = failed {
             return Err(error);
         }
+        // The checkpoint never passes what is durable: recovery trusts everything below it.
+        assert!(
+            target <= self.log.durable_end(),
+            "checkpoint {target} past the durable end {}",
+            self.log.durable_end()
+        );
         if target > self.checkpointed.get() {
             write_checkpoint(self.log.dir(), target).await?;
             self.checkpointed.set(target);
         }
+        self.debug_assert_log_ends();
         Ok(())
     }
 }

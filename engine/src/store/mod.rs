@@ -332,4 +332,25 @@ impl Inner {
             .borrow_mut()
             .set_store_bytes(segments.saturating_mul(self.config.segment_size_bytes));
     }
+
+    /// The log's ends are ordered: `checkpointed ≤ dispatched_end ≤ written_end ≤
+    /// appended_end` and `durable_end ≤ written_end`. Cheap; checked on the hot paths in
+    /// debug builds.
+    fn debug_assert_log_ends(&self) {
+        let (durable, written, appended) = (
+            self.log.durable_end(),
+            self.log.written_end(),
+            self.log.appended_end(),
+        );
+        let dispatched = self.dispatched_end.get();
+        debug_assert!(
+            durable <= written && written <= appended,
+            "log ends out of order: durable {durable}, written {written}, appended {appended}"
+        );
+        debug_assert!(
+            self.checkpointed.get() <= dispatched && dispatched <= written,
+            "checkpointed {} ≤ dispatched {dispatched} ≤ written {written} broken",
+            self.checkpointed.get()
+        );
+    }
 }

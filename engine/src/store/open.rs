@@ -87,6 +87,14 @@ impl Inner {
             stop = ?recovered.stop,
             "commit log recovered"
         );
+        for slot in queues.all() {
+            assert!(
+                slot.offsets_in_order() && slot.max_offset.get() == slot.next_offset.get(),
+                "recovered queue {}:{} has offsets out of order",
+                slot.topic,
+                slot.queue_id
+            );
+        }
         queues.sync_all().await?;
         write_checkpoint(&log_dir, end).await?;
         let log = CommitLog::from_recovered(
@@ -119,6 +127,7 @@ impl Inner {
             tasks: RefCell::new(Vec::new()),
         };
         inner.update_store_bytes();
+        inner.debug_assert_log_ends();
 
         let inner = Rc::new(inner);
         let writer = compio::runtime::spawn(Rc::clone(&inner).writer_loop());

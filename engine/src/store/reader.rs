@@ -254,6 +254,7 @@ impl Inner {
             return Ok(GetMessageResult::empty(S::NoMatchedLogicQueue, 0, 0, 0));
         };
         let (min, max) = (slot.min_offset.get(), slot.max_offset.get());
+        debug_assert!(slot.offsets_in_order(), "queue offsets out of order");
         if max == 0 {
             return Ok(GetMessageResult::empty(S::NoMessageInQueue, 0, min, max));
         }
@@ -343,6 +344,7 @@ impl Inner {
         // moves only once the whole group is dispatched, which awaits queue-file writes:
         // bounding by it here would skip records whose entries are already visible.
         let visible = self.log.written_end();
+        self.debug_assert_log_ends();
         let entries: Vec<CqEntry> = selected.iter().map(|(_, e)| *e).collect();
         let runs: Vec<(usize, usize)> = plan_reads(&entries, self.config.segment_size_bytes)
             .into_iter()

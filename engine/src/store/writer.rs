@@ -27,6 +27,7 @@ use ringmq_protocol::message::{encoded_len_ref, properties, sysflag, tags_code, 
 
 use crate::clock::now_ms;
 use crate::commitlog::flush::FlushPolicy;
+use crate::commitlog::{split_physical, Group};
 use crate::consumequeue::CqEntry;
 use crate::disk_guard::DiskGuardError;
 use crate::error::StoreError;
@@ -210,7 +211,9 @@ impl Inner {
         }
         let mut results = Vec::with_capacity(refs.len());
         let mut group_seq = 0;
+        let mut batch_end: Option<u64> = None;
         for (r, slot) in refs.iter_mut().zip(&slots) {
+            debug_assert!(slot.offsets_in_order(), "queue offsets out of order");
             let dispatched = !sysflag::skipped_by_dispatch(r.sys_flag);
             r.queue_offset = if dispatched {
                 slot.next_offset.get()
@@ -218,6 +221,13 @@ impl Inner {
                 0
             };
             let placed = self.log.append(r)?;
+            // Nothing awaits between the appends of a batch: they join one group, back to
+            // back (only a blank record closing a segment may sit between two of them).
+            debug_assert!(group_seq == 0 || placed.group_seq == group_seq);
+            debug_assert!(batch_end.is_none_or(|end| placed.log_offset == end
+                || (placed.log_offset > end
+                    && placed.log_offset % self.config.segment_size_bytes == 0)));
+            batch_end = Some(placed.log_offset + u64::from(placed.size_bytes));
             group_seq = placed.group_seq;
             if dispatched {
                 slot.next_offset.set(r.queue_offset + 1);
@@ -260,8 +270,20 @@ impl Inner {
                     self.progress.fail(source);
                     continue;
                 }
+                // Groups are contiguous, and so is each one; its entries lie in it, in log
+                // order.
+                debug_assert_eq!(group.range.start, self.dispatched_end.get());
+                debug_assert!(group_is_contiguous(&group, self.config.segment_size_bytes));
+                debug_assert!(dispatch
+                    .iter()
+                    .all(|d| split_physical(d.entry.physical_offset)
+                        .is_some_and(|(_, log_offset)| group.range.contains(&log_offset))));
+                debug_assert!(dispatch
+                    .windows(2)
+                    .all(|w| w[0].entry.physical_offset < w[1].entry.physical_offset));
                 self.dispatch(dispatch).await;
                 self.dispatched_end.set(group.range.end);
+                self.debug_assert_log_ends();
                 self.progress.complete(group.seq);
                 self.update_store_bytes();
                 // Let the appenders just answered run first: what they append next joins
@@ -289,6 +311,7 @@ impl Inner {
                 continue;
             }
             d.slot.max_offset.set(cq.max_offset());
+            debug_assert!(d.slot.offsets_in_order(), "queue offsets out of order");
             if !touched.last().is_some_and(|s| Rc::ptr_eq(s, &d.slot))
                 && !touched.iter().any(|s| Rc::ptr_eq(s, &d.slot))
             {
@@ -328,4 +351,25 @@ impl Inner {
             }
         }
     }
+}
+
+/// Whether `group`'s runs tile its bytes in order and cover its log range without a gap,
+/// except that a run may jump to the start of a later segment (the rest of a segment closed
+/// by a blank record is never written). Pure; for assertions.
+fn group_is_contiguous(group: &Group, segment_size_bytes: u64) -> bool {
+    let mut buf_end = 0;
+    let mut log_end = group.range.start;
+    for (i, run) in group.runs.iter().enumerate() {
+        let log_start = run.segment_start + run.pos_in_file;
+        let jumps_to_a_segment = i > 0 && run.pos_in_file == 0 && log_start > log_end;
+        if run.buf_range.start != buf_end
+            || !(log_start == log_end || jumps_to_a_segment)
+            || run.segment_start % segment_size_bytes != 0
+        {
+            return false;
+        }
+        buf_end = run.buf_range.end;
+        log_end = log_start + (run.buf_range.end - run.buf_range.start) as u64;
+    }
+    buf_end == group.bytes.len() && log_end == group.range.end
 }
