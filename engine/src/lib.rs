@@ -1,23 +1,24 @@
 //! ringmq's store, driven by the server's shards (design.md §4, §5, §8, §11). No sockets.
 //!
 //! - [`store`]: the facade a shard owns: `open` (with recovery), `put`/`put_batch`,
-//!   `get_messages` (PULL), offsets, timestamp search, `read_record_at`, flush and close.
+//!   `get_messages` (PULL) with its statuses, per-pull limits and read plan, offsets,
+//!   timestamp search, `read_record_at`, flush and close.
 //! - [`commitlog`]: the shard's segmented append-only log, its group writes, flush policies
 //!   and checkpoint.
-//! - [`pull`]: PULL statuses, per-pull limits and the read plan.
 //! - [`recovery`]: the scan that finds where the log's valid records end after a crash.
 //! - [`consumequeue`]: per-(topic, queue) index of 20-byte entries, tag filter, time search.
 //! - [`offsets`]: consumer offsets, persisted crash-safely.
 //! - [`disk_guard`], [`page_cache`]: the free-space limit and the hot/cold estimator.
-//! - [`error`], [`signal`]: the store's error type and its task wake-ups.
+//! - [`error`], [`signal`]: the store's error type and its task wake-ups; `clock`: the
+//!   wall clock stored in records and offsets files.
 
+mod clock;
 pub mod commitlog;
 pub mod consumequeue;
 pub mod disk_guard;
 pub mod error;
 pub mod offsets;
 pub mod page_cache;
-pub mod pull;
 mod queues;
 pub mod recovery;
 pub mod signal;

@@ -25,7 +25,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use compio::buf::BufResult;
 use compio::fs::OpenOptions;
@@ -34,6 +33,8 @@ use ringmq_protocol::body::{
     offset_table_key, split_offset_table_key, BodyError, ConsumerOffsetSerializeWrapper,
     DataVersion, JsonBody,
 };
+
+use crate::clock::now_ms;
 
 /// What can go wrong saving or loading offsets.
 #[derive(Debug, thiserror::Error)]
@@ -282,12 +283,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> OffsetsError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! and their part of recovery (re-dispatch of scanned records, truncation at the log's
 //! end). Each queue sits in a [`QueueSlot`] with the offsets the shard tracks for it.
 //!
-//! Invariant: `max_offset ≤ next_offset`; `max_offset` is what readers may see (entries
-//! dispatched), `next_offset` what appenders have been given. A crash loses nothing here
-//! that recovery does not rebuild from the CommitLog (see [`crate::store`]).
+//! Invariant: `min_offset ≤ max_offset ≤ next_offset`; `max_offset` is what readers may see
+//! (entries dispatched), `next_offset` what appenders have been given. A crash loses nothing
+//! here that recovery does not rebuild from the CommitLog (see [`crate::store`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -75,6 +75,17 @@ pub(crate) fn valid_queue(topic: &str, queue_id: i32) -> bool {
 }
 
 impl QueueSlot {
+    /// `min_offset ≤ max_offset ≤ next_offset` (see the module documentation). Cheap: the
+    /// store asserts it on its hot paths in debug builds.
+    pub(crate) fn offsets_in_order(&self) -> bool {
+        let (min, max, next) = (
+            self.min_offset.get(),
+            self.max_offset.get(),
+            self.next_offset.get(),
+        );
+        min <= max && max <= next
+    }
+
     pub(crate) fn error(&self, source: CqError) -> StoreError {
         StoreError::ConsumeQueue {
             topic: self.topic.to_string(),

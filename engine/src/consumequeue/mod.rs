@@ -37,21 +37,27 @@
 //! [`ConsumeQueue::sync`]. Pulls: [`ConsumeQueue::read`] (its future borrows nothing, so a
 //! shard can hold the queue in a `RefCell` and await outside the borrow) and
 //! [`TagFilter::matches`] on each entry.
+//!
+//! **Modules.** This file holds the queue's state, its writes and truncations; `open`
+//! finds the queue's bounds at open and repairs its tail, `read` plans and runs reads
+//! (and the timestamp search), `entry` encodes entries, `search` is the pure bisection,
+//! `tag_filter` the subscription filter.
 
 mod entry;
+mod open;
+mod read;
 mod search;
 mod tag_filter;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::buf::BufResult;
 use compio::fs::{File, OpenOptions};
-use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
+use compio::io::AsyncWriteAtExt;
 
-use entry::{decode_all, encode_all, ENTRY_SIZE_BYTES_U64};
+use entry::{encode_all, ENTRY_SIZE_BYTES_U64};
 pub use entry::{CqEntry, ENTRY_SIZE_BYTES};
 pub use search::{search_slice, Bisection, Boundary};
 pub use tag_filter::TagFilter;
@@ -69,12 +75,6 @@ pub const MAX_READ_ENTRIES: usize = 65_536;
 /// Largest accepted `entries_per_file` (a 20 TiB file): keeps byte arithmetic far from
 /// overflow.
 pub const MAX_ENTRIES_PER_FILE: u64 = 1 << 40;
-
-/// Entries read per chunk while scanning at open (80 KiB).
-const SCAN_CHUNK_ENTRIES: i64 = 4096;
-
-/// How many trailing files [`ConsumeQueue::open`] scans for the end (RocketMQ: 3).
-const RECOVERY_SCAN_FILES: usize = 3;
 
 /// What can go wrong in a ConsumeQueue. I/O errors keep their source and the file's path.
 #[derive(Debug, thiserror::Error)]
@@ -207,68 +207,6 @@ pub struct ConsumeQueue {
 }
 
 impl ConsumeQueue {
-    /// Opens (creating the directory if needed) the queue in `dir`, finds its min and max
-    /// offsets and repairs a torn tail (see the module documentation).
-    pub async fn open(dir: impl AsRef<Path>, entries_per_file: u64) -> Result<Self, CqError> {
-        let dir = dir.as_ref().to_path_buf();
-        if entries_per_file == 0 || entries_per_file > MAX_ENTRIES_PER_FILE {
-            return Err(CqError::BadEntriesPerFile { entries_per_file });
-        }
-        let existed = dir.is_dir();
-        compio::fs::create_dir_all(&dir)
-            .await
-            .map_err(io_error(&dir))?;
-        // Listing happens once per queue at start-up; compio 0.19 has no readdir op, and
-        // the std call is as fast as it gets for a directory of a few entries.
-        let names = list_queue_files(&dir)?;
-        let epf = i64::try_from(entries_per_file)
-            .map_err(|_| CqError::BadEntriesPerFile { entries_per_file })?;
-        let mut queue = Self {
-            dir,
-            entries_per_file: epf,
-            min_offset: 0,
-            max_offset: 0,
-            written_offset: 0,
-            window_start: 0,
-            window: VecDeque::new(),
-            memory_entries: DEFAULT_MEMORY_ENTRIES,
-            files: BTreeMap::new(),
-            unsynced_files: BTreeSet::new(),
-            dir_unsynced: !existed,
-            parent_unsynced: !existed,
-            encode_buf: Vec::new(),
-        };
-        let mut lengths = BTreeMap::new();
-        for (first_byte, path) in names {
-            let file_size_bytes = entries_per_file * ENTRY_SIZE_BYTES_U64;
-            if first_byte % file_size_bytes != 0 {
-                return Err(CqError::MisalignedFile {
-                    path,
-                    file_size_bytes,
-                });
-            }
-            let first = i64::try_from(first_byte / ENTRY_SIZE_BYTES_U64).map_err(|_| {
-                CqError::MisalignedFile {
-                    path: path.clone(),
-                    file_size_bytes,
-                }
-            })?;
-            let file = open_rw(&path, false).await?;
-            let len_bytes = file.metadata().await.map_err(io_error(&path))?.len();
-            if len_bytes > file_size_bytes {
-                return Err(CqError::FileTooLong {
-                    path,
-                    len_bytes,
-                    file_size_bytes,
-                });
-            }
-            queue.files.insert(first, file);
-            lengths.insert(first, len_bytes);
-        }
-        queue.recover(&lengths).await?;
-        Ok(queue)
-    }
-
     /// Next logical offset to write (RocketMQ's maxOffset); entries end just below it.
     pub fn max_offset(&self) -> i64 {
         self.max_offset
@@ -400,67 +338,6 @@ impl ConsumeQueue {
         Ok(())
     }
 
-    /// Up to `max_entries` (capped at [`MAX_READ_ENTRIES`]) entries from `from`, fewer at
-    /// the end of the queue, none at `max_offset`. `from` outside `[min, max]` is
-    /// [`CqError::OutOfRange`]. The returned future does not borrow the queue: recent
-    /// entries are copied now, older ones are read from the files (handles cloned now) when
-    /// it is polled.
-    pub fn read(
-        &self,
-        from: i64,
-        max_entries: usize,
-    ) -> impl Future<Output = Result<Vec<CqEntry>, CqError>> + 'static {
-        let plan = self.plan_read(from, max_entries);
-        async move { plan?.execute().await }
-    }
-
-    /// The entry at `offset`, `None` outside `[min_offset, max_offset)`. Like
-    /// [`ConsumeQueue::read`], the future does not borrow the queue.
-    pub fn entry_at(
-        &self,
-        offset: i64,
-    ) -> impl Future<Output = Result<Option<CqEntry>, CqError>> + 'static {
-        let plan = (offset >= self.min_offset && offset < self.max_offset)
-            .then(|| self.plan_read(offset, 1));
-        async move {
-            match plan {
-                None => Ok(None),
-                Some(plan) => Ok(plan?.execute().await?.first().copied()),
-            }
-        }
-    }
-
-    /// SEARCH_OFFSET_BY_TIMESTAMP: bisects `[min, max)` with the store time of the message
-    /// each probed entry points to, which `store_time_ms_of` looks up (in the CommitLog).
-    /// 5.x semantics: [`Boundary::Lower`] → the first offset whose store time is ≥ the
-    /// timestamp (`max` if all are older, `min` if all are newer); [`Boundary::Upper`] → the
-    /// last offset whose store time is ≤ it (`min` if all are newer). O(log n) entry reads
-    /// and lookups; the pure part is [`Bisection`].
-    pub async fn search_by_timestamp<F, Fut, E>(
-        &self,
-        timestamp_ms: i64,
-        boundary: Boundary,
-        mut store_time_ms_of: F,
-    ) -> Result<i64, SearchError<E>>
-    where
-        F: FnMut(CqEntry) -> Fut,
-        Fut: Future<Output = Result<i64, E>>,
-        E: std::error::Error + 'static,
-    {
-        let mut bisection =
-            Bisection::new(self.min_offset, self.max_offset, timestamp_ms, boundary);
-        while let Some(offset) = bisection.probe() {
-            let entry = self.entry_at(offset).await?.ok_or(CqError::OutOfRange {
-                offset,
-                min_offset: self.min_offset,
-                max_offset: self.max_offset,
-            })?;
-            let store_time_ms = store_time_ms_of(entry).await.map_err(SearchError::Lookup)?;
-            bisection.record(offset, store_time_ms);
-        }
-        Ok(bisection.answer())
-    }
-
     /// Drops every entry whose physical offset is ≥ `physical_offset` (recovery, after the
     /// CommitLog was cut there): memory, pending entries and file tails; files wholly past
     /// the cut are deleted. Returns how many entries were dropped. Not durable until
@@ -569,44 +446,6 @@ impl ConsumeQueue {
         }
     }
 
-    fn plan_read(&self, from: i64, max_entries: usize) -> Result<ReadPlan, CqError> {
-        if from < self.min_offset || from > self.max_offset {
-            return Err(CqError::OutOfRange {
-                offset: from,
-                min_offset: self.min_offset,
-                max_offset: self.max_offset,
-            });
-        }
-        let wanted = i64::try_from(max_entries.min(MAX_READ_ENTRIES)).unwrap_or(0);
-        let end = self.max_offset.min(from.saturating_add(wanted));
-        let mut plan = ReadPlan {
-            runs: Vec::new(),
-            memory: Vec::new(),
-        };
-        let mut offset = from;
-        let disk_end = end.min(self.window_start);
-        while offset < disk_end {
-            let first = self.file_first(offset);
-            let run_end = disk_end.min(first + self.entries_per_file);
-            let path = self.file_path(first);
-            let Some(file) = self.files.get(&first) else {
-                return Err(CqError::MissingFile { offset, path });
-            };
-            plan.runs.push(ReadRun {
-                file: file.clone(),
-                path,
-                position: self.position_in_file(offset),
-                entries: usize::try_from(run_end - offset).unwrap_or(0),
-            });
-            offset = run_end;
-        }
-        let skip = usize::try_from(offset - self.window_start).unwrap_or(usize::MAX);
-        let take = usize::try_from(end - offset).unwrap_or(0);
-        plan.memory
-            .extend(self.window.iter().skip(skip).take(take).copied());
-        Ok(plan)
-    }
-
     /// The first logical offset in `[min, max)` whose physical offset is ≥ `physical`
     /// (`max` if none), by bisection: physical offsets rise with the logical offset.
     async fn first_offset_at_or_past(&self, physical: i64) -> Result<i64, CqError> {
@@ -657,170 +496,6 @@ impl ConsumeQueue {
         }
         Ok(())
     }
-
-    /// Finds min and max from the files (`lengths`: first offset → file length) and cuts
-    /// whatever lies past the end.
-    async fn recover(&mut self, lengths: &BTreeMap<i64, u64>) -> Result<(), CqError> {
-        let Some((&last_first, &last_len)) = lengths.last_key_value() else {
-            return Ok(());
-        };
-        let Some(min) = self.find_first_valid(lengths).await? else {
-            // No entry at all: the position is where the last file ends (reset_to and a
-            // truncation to empty leave it there).
-            let position = last_first + whole_entries(last_len);
-            self.set_empty_at(position);
-            self.cut_files_at(position).await?;
-            return Ok(());
-        };
-        let scan_from_first = lengths
-            .keys()
-            .rev()
-            .nth(RECOVERY_SCAN_FILES - 1)
-            .copied()
-            .unwrap_or(min)
-            .max(min);
-        let max = self.scan_to_end(lengths, scan_from_first).await?;
-        self.min_offset = min;
-        self.max_offset = max;
-        self.written_offset = max;
-        self.window_start = max - i64::try_from(self.window.len()).unwrap_or(0);
-        let expected_end = last_first + whole_entries(last_len);
-        if expected_end != max {
-            tracing::warn!(dir = %self.dir.display(), max, expected_end, "consume queue tail cut at the first invalid entry");
-        }
-        self.cut_files_at(max).await
-    }
-
-    fn set_empty_at(&mut self, position: i64) {
-        self.min_offset = position;
-        self.max_offset = position;
-        self.written_offset = position;
-        self.window_start = position;
-        self.window.clear();
-    }
-
-    /// The logical offset of the first valid entry in any file, scanning forward.
-    async fn find_first_valid(&self, lengths: &BTreeMap<i64, u64>) -> Result<Option<i64>, CqError> {
-        for (&first, &len_bytes) in lengths {
-            let mut done = 0;
-            let entries = whole_entries(len_bytes);
-            while done < entries {
-                let count = (entries - done).min(SCAN_CHUNK_ENTRIES);
-                let chunk = self.read_file_entries(first, done, count).await?;
-                if let Some(index) = chunk.iter().position(CqEntry::is_valid) {
-                    return Ok(Some(first + done + i64::try_from(index).unwrap_or(0)));
-                }
-                done += count;
-            }
-        }
-        Ok(None)
-    }
-
-    /// Scans forward from `from` (a valid entry) to the first invalid or missing entry,
-    /// filling the memory window with the newest entries seen; returns that end offset.
-    async fn scan_to_end(
-        &mut self,
-        lengths: &BTreeMap<i64, u64>,
-        from: i64,
-    ) -> Result<i64, CqError> {
-        let mut offset = from;
-        loop {
-            let first = self.file_first(offset);
-            let Some(&len_bytes) = lengths.get(&first) else {
-                return Ok(offset);
-            };
-            let data_end = first + whole_entries(len_bytes);
-            while offset < data_end {
-                let count = (data_end - offset).min(SCAN_CHUNK_ENTRIES);
-                let chunk = self.read_file_entries(first, offset - first, count).await?;
-                for entry in chunk {
-                    if !entry.is_valid() {
-                        return Ok(offset);
-                    }
-                    self.window.push_back(entry);
-                    if self.window.len() > self.memory_entries {
-                        self.window.pop_front();
-                    }
-                    offset += 1;
-                }
-            }
-            if data_end < first + self.entries_per_file {
-                return Ok(offset);
-            }
-        }
-    }
-
-    /// Reads `count` entries from index `index` of the file starting at `first`.
-    async fn read_file_entries(
-        &self,
-        first: i64,
-        index: i64,
-        count: i64,
-    ) -> Result<Vec<CqEntry>, CqError> {
-        let path = self.file_path(first);
-        let Some(file) = self.files.get(&first).cloned() else {
-            return Err(CqError::MissingFile {
-                offset: first + index,
-                path,
-            });
-        };
-        let run = ReadRun {
-            file,
-            path,
-            position: index.unsigned_abs() * ENTRY_SIZE_BYTES_U64,
-            entries: usize::try_from(count).unwrap_or(0),
-        };
-        let mut out = Vec::with_capacity(run.entries);
-        run.read_into(&mut out).await?;
-        Ok(out)
-    }
-}
-
-/// A read split into file runs (older entries) and a copy of in-memory ones (newer).
-#[derive(Debug)]
-struct ReadPlan {
-    runs: Vec<ReadRun>,
-    memory: Vec<CqEntry>,
-}
-
-impl ReadPlan {
-    async fn execute(self) -> Result<Vec<CqEntry>, CqError> {
-        if self.runs.is_empty() {
-            // A consumer at the tail: everything came from memory, no second copy.
-            return Ok(self.memory);
-        }
-        let total = self.runs.iter().map(|r| r.entries).sum::<usize>() + self.memory.len();
-        let mut out = Vec::with_capacity(total);
-        for run in self.runs {
-            run.read_into(&mut out).await?;
-        }
-        out.extend(self.memory);
-        Ok(out)
-    }
-}
-
-/// Consecutive entries in one file.
-#[derive(Debug)]
-struct ReadRun {
-    file: File,
-    path: PathBuf,
-    position: u64,
-    entries: usize,
-}
-
-impl ReadRun {
-    async fn read_into(self, out: &mut Vec<CqEntry>) -> Result<(), CqError> {
-        let len_bytes = self.entries * ENTRY_SIZE_BYTES;
-        let buf = Vec::with_capacity(len_bytes);
-        // `read_exact_at` fills the buffer's capacity, which may exceed what was asked.
-        let BufResult(result, buf) = self
-            .file
-            .read_exact_at(buf.slice(0..len_bytes), self.position)
-            .await;
-        result.map_err(io_error(&self.path))?;
-        out.extend(decode_all(&buf.into_inner()));
-        Ok(())
-    }
 }
 
 fn whole_entries(len_bytes: u64) -> i64 {
@@ -851,26 +526,4 @@ async fn sync_dir(dir: &Path) -> Result<(), CqError> {
         .await
         .map_err(io_error(dir))?;
     handle.sync_all().await.map_err(io_error(dir))
-}
-
-/// The queue files in `dir` (20 ASCII digits), sorted by their byte offset. Other names
-/// are ignored with a warning.
-fn list_queue_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CqError> {
-    let mut files = Vec::new();
-    for dirent in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let dirent = dirent.map_err(io_error(dir))?;
-        let name = dirent.file_name();
-        let parsed = name
-            .to_str()
-            .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|n| n.parse::<u64>().ok());
-        match parsed {
-            Some(first_byte) => files.push((first_byte, dirent.path())),
-            None => {
-                tracing::warn!(path = %dirent.path().display(), "not a consume queue file, ignored")
-            }
-        }
-    }
-    files.sort_unstable();
-    Ok(files)
 }
