@@ -3,8 +3,8 @@
 //! the subscription `*` in the request, so no heartbeat is needed) handing each batch to a
 //! callback as it arrives.
 //!
-//! This drives the client's pull API (`ringmq_client::api::pull`) directly rather than the
-//! push consumer: the bench wants every queue pulled from the moment it starts and the
+//! This drives the client's per-queue puller (`ringmq_client::QueuePuller`) directly rather
+//! than the push consumer: the bench wants every queue pulled from the moment it starts and the
 //! callback run on the receiving task, with no rebalance delay or listener thread hop in the
 //! measured latency. Offsets are committed with each pull (FLAG_COMMIT_OFFSET) and once more,
 //! awaited, when the loop stops.
@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ringmq_client::api::{self, PullArgs, PullStatus};
+use ringmq_client::api;
 use ringmq_client::core::ClientCore;
-use ringmq_client::protocol::codes::request_code;
-use ringmq_client::protocol::headers::PullSysFlag;
-use ringmq_client::{ClientConfig, MessageExt, MessageQueue};
+use ringmq_client::{
+    start_offset, ClientConfig, ConsumeFrom, MessageExt, MessageQueue, OffsetStore, PullCommit,
+    QueuePuller, Subscription,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -94,18 +95,20 @@ impl Consumers {
         let mut loops = Vec::with_capacity(queues.len());
         for (i, mq) in queues.iter().enumerate() {
             let core = cores.get(i % consumers).context("consumer index")?.clone();
-            let addr = api::master_addr(&core, mq)
-                .await
-                .with_context(|| format!("broker of {}:{}", mq.broker_name, mq.queue_id))?;
-            let offset = start_offset(&core, &opts.group, mq, opts.start_at).await?;
+            let offset = queue_start(&core, &opts.group, mq, opts.start_at).await?;
             let queue = QueueLoop {
-                core,
-                addr,
-                mq: mq.clone(),
+                core: Arc::clone(&core),
                 group: opts.group.clone(),
-                offset,
-                pull_batch: opts.pull_batch,
-                suspend: opts.suspend,
+                puller: QueuePuller::new(
+                    core,
+                    opts.group.clone(),
+                    mq.clone(),
+                    Subscription::new(&opts.topic, "*"),
+                    offset,
+                )
+                .with_commit(PullCommit::NextOffset)
+                .with_batch_size(opts.pull_batch)
+                .with_suspend_timeout(opts.suspend),
             };
             let stop = stop_rx.clone();
             let recorder = Arc::clone(&recorder);
@@ -134,35 +137,26 @@ impl Consumers {
     }
 }
 
-async fn start_offset(
+/// The start offset of `mq` (see [`StartAt`]).
+async fn queue_start(
     core: &ClientCore,
     group: &str,
     mq: &MessageQueue,
     start_at: StartAt,
 ) -> anyhow::Result<i64> {
-    let what = || format!("start offset of {}:{}", mq.broker_name, mq.queue_id);
-    match start_at {
-        StartAt::Last => api::max_offset(core, mq).await.with_context(what),
-        StartAt::CommittedElseFirst => {
-            match api::query_consumer_offset(core, group, mq)
-                .await
-                .with_context(what)?
-            {
-                Some(offset) if offset >= 0 => Ok(offset),
-                _ => api::min_offset(core, mq).await.with_context(what),
-            }
-        }
-    }
+    let (store, from) = match start_at {
+        StartAt::Last => (None, ConsumeFrom::LastOffset),
+        StartAt::CommittedElseFirst => (Some(OffsetStore::remote(group)), ConsumeFrom::FirstOffset),
+    };
+    start_offset(core, store.as_ref(), mq, from)
+        .await
+        .with_context(|| format!("start offset of {}:{}", mq.broker_name, mq.queue_id))
 }
 
 struct QueueLoop {
     core: Arc<ClientCore>,
-    addr: String,
-    mq: MessageQueue,
     group: String,
-    offset: i64,
-    pull_batch: i32,
-    suspend: Duration,
+    puller: QueuePuller,
 }
 
 /// Pause after a failed pull, so a dead broker is not hammered.
@@ -175,45 +169,29 @@ impl QueueLoop {
         recorder: Arc<Recorder>,
         on_messages: OnMessages,
     ) {
-        let tags: Vec<String> = Vec::new();
         let mut errors_logged = 0u32;
         while !*stop.borrow() {
-            let mut sys_flag = PullSysFlag::SUSPEND.bits() | PullSysFlag::SUBSCRIPTION.bits();
-            if self.offset > 0 {
-                sys_flag |= PullSysFlag::COMMIT_OFFSET.bits();
-            }
-            let args = PullArgs {
-                group: &self.group,
-                mq: &self.mq,
-                offset: self.offset,
-                max_msgs: self.pull_batch,
-                sys_flag,
-                commit_offset: self.offset,
-                suspend_timeout: self.suspend,
-                subscription: Some("*"),
-                tags: &tags,
-                sub_version: 0,
-                code: request_code::PULL_MESSAGE,
-                timeout: self.suspend + Duration::from_secs(5),
-            };
             let result = tokio::select! {
-                r = api::pull(&self.core, &self.addr, &args) => r,
+                r = self.puller.next_batch() => r,
                 _ = stop.changed() => break,
             };
             match result {
-                Ok(r) => {
-                    if r.status == PullStatus::Found && !r.messages.is_empty() {
-                        on_messages(&r.messages);
+                Ok(pulled) => {
+                    let messages = pulled.messages();
+                    if !messages.is_empty() {
+                        on_messages(messages);
                     }
-                    self.offset = r.next_begin_offset;
                 }
                 Err(e) => {
                     recorder.add_errors(1);
                     if errors_logged < 3 {
                         errors_logged += 1;
+                        let mq = self.puller.queue();
                         eprintln!(
                             "pull {}:{} at {}: {e:#}",
-                            self.mq.broker_name, self.mq.queue_id, self.offset
+                            mq.broker_name,
+                            mq.queue_id,
+                            self.puller.next_offset()
                         );
                     }
                     tokio::select! {
@@ -223,12 +201,13 @@ impl QueueLoop {
                 }
             }
         }
+        let (mq, offset) = (self.puller.queue(), self.puller.next_offset());
         if let Err(e) =
-            api::update_consumer_offset(&self.core, &self.group, &self.mq, self.offset, false).await
+            api::update_consumer_offset(&self.core, &self.group, mq, offset, false).await
         {
             eprintln!(
-                "commit offset {} of {}:{}: {e:#}",
-                self.offset, self.mq.broker_name, self.mq.queue_id
+                "commit offset {offset} of {}:{}: {e:#}",
+                mq.broker_name, mq.queue_id
             );
         }
     }

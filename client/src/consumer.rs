@@ -1,5 +1,5 @@
-//! Pieces both consumers share: subscriptions (tag expressions → `SubscriptionData`), where to
-//! start without a stored offset (`consumeFromWhere`, §6.3), the offset stores (broker-side
+//! Pieces both consumers share: subscriptions (tag expressions → `SubscriptionData`), where a
+//! queue starts (the stored offset, else `consumeFromWhere`, §6.3), the offset stores (broker-side
 //! for clustering, a local file for broadcasting, §6.2), the in-flight offset bookkeeping of a
 //! queue, and the rebalance computation (§7.1).
 //!
@@ -426,26 +426,38 @@ pub async fn compute_assignment(
     Some(strategy.allocate(&core.client_id, &mq_all, &cid_all))
 }
 
-/// Where a newly assigned queue starts: the stored offset, else the one `from` gives
-/// (protocol.md §6.3). `None` when either lookup fails: the queue is skipped this round and
-/// the next rebalance tries again (as the Java client does with its -2 offset).
+/// Where reading `mq` starts: the offset `store` holds for it (the broker's for a remote
+/// store, the file's for a local one), else the one `from` gives (protocol.md §6.3). Without
+/// a store, or when it holds none (or a negative one), `from` alone decides.
+pub async fn start_offset(
+    core: &ClientCore,
+    store: Option<&OffsetStore>,
+    mq: &MessageQueue,
+    from: ConsumeFrom,
+) -> Result<i64> {
+    if let Some(store) = store {
+        if let Some(offset) = store.read_stored(core, mq).await? {
+            if offset >= 0 {
+                return Ok(offset);
+            }
+        }
+    }
+    start_offset_without_stored(core, mq, from).await
+}
+
+/// [`start_offset`] for a newly assigned queue of a consumer. `None` when a lookup fails: the
+/// queue is skipped this round and the next rebalance tries again (as the Java client does
+/// with its -2 offset).
 pub(crate) async fn start_offset_for(
     core: &ClientCore,
     store: &OffsetStore,
     mq: &MessageQueue,
     from: ConsumeFrom,
 ) -> Option<i64> {
-    match store.read_stored(core, mq).await {
-        Ok(Some(offset)) => Some(offset),
-        Ok(None) => match start_offset_without_stored(core, mq, from).await {
-            Ok(offset) => Some(offset),
-            Err(e) => {
-                tracing::debug!(queue = ?mq, error = %e, "cannot compute start offset; skipping this round");
-                None
-            }
-        },
+    match start_offset(core, Some(store), mq, from).await {
+        Ok(offset) => Some(offset),
         Err(e) => {
-            tracing::debug!(queue = ?mq, error = %e, "cannot read offset; skipping this round");
+            tracing::debug!(queue = ?mq, error = %e, "cannot find the start offset; skipping this round");
             None
         }
     }

@@ -6,6 +6,8 @@
 //! - [`LitePullConsumer`]: `subscribe` (group rebalance) or `assign`, `poll`, `seek`, commits.
 //! - [`PushConsumer`]: long-polling pull loops, a concurrent listener, send-back on failure,
 //!   rebalance (averaging or sticky), clustering and broadcasting.
+//! - [`QueuePuller`]: one queue's long-polling pull (what the consumers above run per queue),
+//!   and [`start_offset`]: where a queue starts (stored offset, else `consumeFromWhere`).
 //! - [`Admin`]: topic, cluster, broker and consumer-group administration.
 //! - [`remoting`]: the multiplexed connection pool underneath.
 
@@ -18,18 +20,20 @@ pub mod error;
 pub mod message;
 pub mod producer;
 pub mod pull_consumer;
+pub mod puller;
 pub mod push_consumer;
 pub mod remoting;
 pub mod route;
 
 pub use admin::Admin;
 pub use allocate::AllocateStrategy;
-pub use consumer::{ConsumeFrom, Subscription};
+pub use consumer::{start_offset, ConsumeFrom, OffsetStore, Subscription};
 pub use core::ClientConfig;
 pub use error::{ClientError, Result};
 pub use message::{Message, MessageExt};
 pub use producer::{Producer, ProducerConfig, QueueSelector, SendResult, SendStatus};
 pub use pull_consumer::{LitePullConfig, LitePullConsumer};
+pub use puller::{PullCommit, PullFlavor, Pulled, QueuePuller};
 pub use push_consumer::{ConsumeStatus, PushConsumer, PushConsumerConfig};
 pub use ringmq_protocol as protocol;
 pub use ringmq_protocol::body::{MessageModel, MessageQueue};

@@ -31,13 +31,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ringmq_protocol::body::{ConsumeType, ConsumerData, MessageModel, MessageQueue};
-use ringmq_protocol::codes::request_code;
-use ringmq_protocol::headers::PullSysFlag;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::allocate::AllocateStrategy;
-use crate::api::{self, PullArgs, PullStatus};
+use crate::api;
 use crate::consumer::{
     compute_assignment, rebalance_on_notify, start_offset_for, ConsumeFrom, OffsetStore,
     Subscription,
@@ -45,7 +43,7 @@ use crate::consumer::{
 use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
 use crate::message::MessageExt;
-use crate::route::find_broker_addr_in_subscribe;
+use crate::puller::{PullFlavor, Pulled, QueuePuller};
 
 /// Lite-pull settings (defaults from protocol.md §10.4).
 #[derive(Debug, Clone)]
@@ -124,7 +122,6 @@ struct Inner {
     config: LitePullConfig,
     mode: Mutex<Mode>,
     queues: Mutex<HashMap<MessageQueue, QueueState>>,
-    pull_from_broker_id: Mutex<HashMap<MessageQueue, i64>>,
     offsets: Mutex<Option<Arc<OffsetStore>>>,
     tx: mpsc::Sender<Batch>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
@@ -160,7 +157,6 @@ impl LitePullConsumer {
                 config,
                 mode: Mutex::new(Mode::Unset),
                 queues: Mutex::new(HashMap::new()),
-                pull_from_broker_id: Mutex::new(HashMap::new()),
                 offsets: Mutex::new(None),
                 tx,
                 rx: tokio::sync::Mutex::new(rx),
@@ -557,20 +553,29 @@ impl Inner {
         }
     }
 
-    fn pull_address(&self, mq: &MessageQueue) -> Option<String> {
-        let suggested = self
-            .pull_from_broker_id
-            .lock()
-            .ok()
-            .and_then(|m| m.get(mq).copied())
-            .unwrap_or(0);
-        let addrs = self.core.routes.broker_addrs(&mq.broker_name)?;
-        find_broker_addr_in_subscribe(&addrs, suggested).map(|(_, a)| a.to_owned())
+    /// The puller of `mq` from `start` (LITE_PULL_MESSAGE; offsets are committed by `poll`
+    /// and the commit calls, not with the pulls).
+    fn puller(&self, mq: &MessageQueue, start: i64) -> QueuePuller {
+        let config = &self.config;
+        let sub = self.subscription_for(&mq.topic);
+        QueuePuller::new(
+            Arc::clone(&self.core),
+            &config.group,
+            mq.clone(),
+            sub,
+            start,
+        )
+        .with_flavor(PullFlavor::LitePull)
+        .with_batch_size(config.pull_batch_size)
+        .with_suspend_timeout(config.suspend_timeout)
+        .with_pull_timeout(config.pull_timeout)
     }
 }
 
 async fn pull_loop(inner: Weak<Inner>, mq: MessageQueue, generation: u64, start: i64) {
-    let mut next_offset = start;
+    let Some(mut puller) = inner.upgrade().map(|inner| inner.puller(&mq, start)) else {
+        return;
+    };
     loop {
         let Some(inner) = inner.upgrade() else {
             return;
@@ -578,53 +583,25 @@ async fn pull_loop(inner: Weak<Inner>, mq: MessageQueue, generation: u64, start:
         if inner.stopping.load(Ordering::Acquire) {
             return;
         }
-        let sub = inner.subscription_for(&mq.topic);
-        let Some(addr) = inner.pull_address(&mq) else {
-            let _ = inner.core.routes.fetch(&mq.topic).await;
-            drop(inner);
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            continue;
-        };
-        let config = &inner.config;
-        let args = PullArgs {
-            group: &config.group,
-            mq: &mq,
-            offset: next_offset,
-            max_msgs: config.pull_batch_size,
-            sys_flag: PullSysFlag::SUBSCRIPTION.bits()
-                | PullSysFlag::LITE_PULL_MESSAGE.bits()
-                | PullSysFlag::SUSPEND.bits(),
-            commit_offset: 0,
-            suspend_timeout: config.suspend_timeout,
-            subscription: Some(&sub.expression),
-            tags: &sub.tags,
-            // Java's lite pull sends 0 for TAG subscriptions.
-            sub_version: 0,
-            code: request_code::LITE_PULL_MESSAGE,
-            timeout: config.pull_timeout,
-        };
-        match api::pull(&inner.core, &addr, &args).await {
-            Ok(result) => {
-                if let Ok(mut m) = inner.pull_from_broker_id.lock() {
-                    m.insert(mq.clone(), result.suggest_which_broker_id);
-                }
-                next_offset = result.next_begin_offset;
-                if result.status == PullStatus::Found && !result.messages.is_empty() {
-                    let tx = inner.tx.clone();
-                    drop(inner);
-                    let batch = Batch {
-                        mq: mq.clone(),
-                        generation,
-                        messages: result.messages,
-                    };
-                    // Blocks while `poll` is behind: this is the flow control.
-                    if tx.send(batch).await.is_err() {
-                        return;
-                    }
-                } else if result.status == PullStatus::OffsetIllegal {
-                    tracing::warn!(queue = ?mq, next = next_offset, "pull offset illegal; moved");
+        puller.set_subscription(inner.subscription_for(&mq.topic));
+        match puller.next_batch().await {
+            Ok(Pulled::Messages(messages)) => {
+                let tx = inner.tx.clone();
+                drop(inner);
+                let batch = Batch {
+                    mq: mq.clone(),
+                    generation,
+                    messages,
+                };
+                // Blocks while `poll` is behind: this is the flow control.
+                if tx.send(batch).await.is_err() {
+                    return;
                 }
             }
+            Ok(Pulled::OffsetMoved { to, .. }) => {
+                tracing::warn!(queue = ?mq, next = to, "pull offset illegal; moved");
+            }
+            Ok(Pulled::CaughtUp | Pulled::Filtered) => {}
             Err(e) => {
                 tracing::debug!(queue = ?mq, error = %e, "lite pull failed");
                 drop(inner);

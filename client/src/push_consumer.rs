@@ -35,14 +35,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ringmq_protocol::body::{ConsumeType, ConsumerData, MessageModel, MessageQueue};
-use ringmq_protocol::codes::{request_code, response_code};
-use ringmq_protocol::headers::PullSysFlag;
+use ringmq_protocol::codes::response_code;
 use ringmq_protocol::message::properties::keys;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::allocate::AllocateStrategy;
-use crate::api::{self, PullArgs, PullStatus};
+use crate::api;
 use crate::consumer::{
     compute_assignment, rebalance_on_notify, retry_topic, start_offset_for, ConsumeFrom, InFlight,
     OffsetStore, Subscription,
@@ -51,7 +50,7 @@ use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
 use crate::message::{Message, MessageExt};
 use crate::producer::{Producer, ProducerConfig};
-use crate::route::find_broker_addr_in_subscribe;
+use crate::puller::{PullCommit, PullFlavor, Pulled, QueuePuller};
 
 /// What the listener says about a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +177,6 @@ struct Inner {
     subscriptions: Mutex<BTreeMap<String, Subscription>>,
     offsets: Mutex<Option<Arc<OffsetStore>>>,
     queues: Mutex<HashMap<MessageQueue, Arc<ProcessQueue>>>,
-    pull_from_broker_id: Mutex<HashMap<MessageQueue, i64>>,
     consume_permits: Arc<Semaphore>,
     rebalance_wakeup: Notify,
     rebalance_lock: tokio::sync::Mutex<()>,
@@ -214,7 +212,6 @@ impl PushConsumer {
                 subscriptions: Mutex::new(BTreeMap::new()),
                 offsets: Mutex::new(None),
                 queues: Mutex::new(HashMap::new()),
-                pull_from_broker_id: Mutex::new(HashMap::new()),
                 consume_permits: Arc::new(Semaphore::new(permits)),
                 rebalance_wakeup: Notify::new(),
                 rebalance_lock: tokio::sync::Mutex::new(()),
@@ -534,15 +531,31 @@ impl Inner {
         }
     }
 
-    fn pull_address(&self, mq: &MessageQueue) -> Option<(i64, String)> {
-        let suggested = self
-            .pull_from_broker_id
-            .lock()
-            .ok()
-            .and_then(|m| m.get(mq).copied())
-            .unwrap_or(0);
-        let addrs = self.core.routes.broker_addrs(&mq.broker_name)?;
-        find_broker_addr_in_subscribe(&addrs, suggested).map(|(id, a)| (id, a.to_owned()))
+    /// The puller of `mq` from `start`, carrying the committed offset with its pulls in
+    /// clustering (the broker's offset store); `None` before start.
+    fn puller(&self, mq: &MessageQueue, start: i64) -> Option<QueuePuller> {
+        let config = &self.config;
+        let sub = self.subscription(&mq.topic)?;
+        let commit = match config.model {
+            MessageModel::Clustering => PullCommit::Stored(self.offsets()?),
+            MessageModel::Broadcasting => PullCommit::Nothing,
+        };
+        Some(
+            QueuePuller::new(
+                Arc::clone(&self.core),
+                &config.group,
+                mq.clone(),
+                sub,
+                start,
+            )
+            .with_flavor(PullFlavor::Push {
+                post_subscription: config.post_subscription_when_pull,
+            })
+            .with_commit(commit)
+            .with_batch_size(config.pull_batch_size)
+            .with_suspend_timeout(config.suspend_timeout)
+            .with_pull_timeout(config.pull_timeout),
+        )
     }
 
     async fn retry_producer(&self) -> Result<&Producer> {
@@ -588,7 +601,9 @@ impl Inner {
 }
 
 async fn pull_loop(inner: Weak<Inner>, mq: MessageQueue, pq: Arc<ProcessQueue>, start: i64) {
-    let mut next_offset = start;
+    let Some(mut puller) = inner.upgrade().and_then(|inner| inner.puller(&mq, start)) else {
+        return;
+    };
     loop {
         let Some(inner) = inner.upgrade() else {
             return;
@@ -613,66 +628,27 @@ async fn pull_loop(inner: Weak<Inner>, mq: MessageQueue, pq: Arc<ProcessQueue>, 
         let Some(sub) = inner.subscription(&mq.topic) else {
             return;
         };
-        let Some((broker_id, addr)) = inner.pull_address(&mq) else {
-            let _ = inner.core.routes.fetch(&mq.topic).await;
-            drop(inner);
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            continue;
-        };
-        let store = inner.offsets();
-        let committed = store.as_ref().and_then(|s| s.get(&mq)).unwrap_or(0);
-        let mut sys_flag = PullSysFlag::SUSPEND.bits();
-        if config.model == MessageModel::Clustering && committed > 0 && broker_id == 0 {
-            sys_flag |= PullSysFlag::COMMIT_OFFSET.bits();
-        }
-        if config.post_subscription_when_pull {
-            sys_flag |= PullSysFlag::SUBSCRIPTION.bits();
-        }
-        let args = PullArgs {
-            group: &config.group,
-            mq: &mq,
-            offset: next_offset,
-            max_msgs: config.pull_batch_size,
-            sys_flag,
-            commit_offset: committed,
-            suspend_timeout: config.suspend_timeout,
-            subscription: config
-                .post_subscription_when_pull
-                .then_some(sub.expression.as_str()),
-            tags: &sub.tags,
-            sub_version: sub.version,
-            code: request_code::PULL_MESSAGE,
-            timeout: config.pull_timeout,
-        };
-        match api::pull(&inner.core, &addr, &args).await {
-            Ok(result) => {
-                if let Ok(mut m) = inner.pull_from_broker_id.lock() {
-                    m.insert(mq.clone(), result.suggest_which_broker_id);
-                }
+        puller.set_subscription(sub);
+        match puller.next_batch().await {
+            Ok(pulled) => {
                 if pq.is_dropped() {
                     return;
                 }
-                match result.status {
-                    PullStatus::Found if !result.messages.is_empty() => {
-                        next_offset = result.next_begin_offset;
-                        dispatch(&inner, &mq, &pq, result.messages);
-                    }
-                    PullStatus::Found | PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
-                        next_offset = result.next_begin_offset;
+                match pulled {
+                    Pulled::Messages(msgs) => dispatch(&inner, &mq, &pq, msgs),
+                    Pulled::CaughtUp | Pulled::Filtered => {
                         // Nothing in flight: the committed offset may follow the pull offset
                         // past filtered-out messages (Java's correctTagsOffset).
                         let idle = pq.in_flight.lock().map(|f| f.count() == 0).unwrap_or(false);
-                        if idle {
-                            if let Some(store) = &store {
-                                store.update(&mq, next_offset, true);
-                            }
+                        if let (true, Some(store)) = (idle, inner.offsets()) {
+                            store.update(&mq, puller.next_offset(), true);
                         }
                     }
-                    PullStatus::OffsetIllegal => {
-                        tracing::warn!(queue = ?mq, next = result.next_begin_offset, "pull offset illegal; resetting");
+                    Pulled::OffsetMoved { to, .. } => {
+                        tracing::warn!(queue = ?mq, next = to, "pull offset illegal; resetting");
                         pq.dropped.store(true, Ordering::Release);
-                        if let Some(store) = &store {
-                            store.update(&mq, result.next_begin_offset, false);
+                        if let Some(store) = inner.offsets() {
+                            store.update(&mq, to, false);
                             let _ = store.persist(&inner.core, &mq, false).await;
                         }
                         if let Ok(mut queues) = inner.queues.lock() {

@@ -2,21 +2,23 @@
 //! per queue, and prints messages as they arrive, until `--count` messages were printed or
 //! every queue has been idle for `--wait-ms`.
 //!
-//! It drives the client's pull call (`ringmq_client::api::pull`) with the subscription in the
-//! request, so it needs no heartbeat and joins no rebalance: it is a reader, not a member of
-//! the group. With `--group` it starts at the group's committed offsets and, at the end,
-//! commits each queue's offset past the last message it printed (never past one it did not).
+//! It drives the client's per-queue puller (`ringmq_client::QueuePuller`), which carries the
+//! subscription in the request, so it needs no heartbeat and joins no rebalance: it is a
+//! reader, not a member of the group. With `--group` it starts at the group's committed
+//! offsets and, at the end, commits each queue's offset past the last message it printed
+//! (never past one it did not).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ringmq_client::api::{self, PullArgs, PullStatus};
+use ringmq_client::api;
 use ringmq_client::core::ClientCore;
-use ringmq_client::protocol::codes::request_code;
-use ringmq_client::protocol::headers::PullSysFlag;
-use ringmq_client::{ClientError, MessageExt, MessageQueue, Subscription};
+use ringmq_client::{
+    start_offset, ClientError, ConsumeFrom, MessageExt, MessageQueue, OffsetStore, Pulled,
+    QueuePuller, Subscription,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -48,27 +50,20 @@ fn parse_from(text: Option<&str>) -> anyhow::Result<From> {
     })
 }
 
-async fn start_offset(
+/// The start offset of `mq`: the group's stored offset only for [`From::CommittedElseFirst`].
+async fn queue_start(
     core: &ClientCore,
     group: Option<&str>,
     mq: &MessageQueue,
     from: From,
 ) -> Result<i64, ClientError> {
-    match from {
-        From::First => api::min_offset(core, mq).await,
-        From::Last => api::max_offset(core, mq).await,
-        From::Time(ts) => api::search_offset(core, mq, ts).await,
-        From::CommittedElseFirst => {
-            if let Some(group) = group {
-                if let Some(offset) = api::query_consumer_offset(core, group, mq).await? {
-                    if offset >= 0 {
-                        return Ok(offset);
-                    }
-                }
-            }
-            api::min_offset(core, mq).await
-        }
-    }
+    let (store, from) = match from {
+        From::First => (None, ConsumeFrom::FirstOffset),
+        From::Last => (None, ConsumeFrom::LastOffset),
+        From::Time(ts) => (None, ConsumeFrom::Timestamp(ts)),
+        From::CommittedElseFirst => (group.map(OffsetStore::remote), ConsumeFrom::FirstOffset),
+    };
+    start_offset(core, store.as_ref(), mq, from).await
 }
 
 type Event = Result<MessageExt, anyhow::Error>;
@@ -89,28 +84,15 @@ pub async fn consume(
     let wait = Duration::from_millis(args.wait_ms.max(1));
     let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL_MESSAGES);
     let mut tasks = Vec::with_capacity(queues.len());
+    let group = args.group.as_deref().unwrap_or(READER_GROUP);
     for mq in queues {
-        let offset = start_offset(&core, args.group.as_deref(), &mq, from)
+        let offset = queue_start(&core, args.group.as_deref(), &mq, from)
             .await
             .with_context(|| format!("start offset of {}:{}", mq.broker_name, mq.queue_id))?;
-        let addr = api::master_addr(&core, &mq)
-            .await
-            .with_context(|| format!("broker of {}:{}", mq.broker_name, mq.queue_id))?;
-        let reader = QueueReader {
-            core: Arc::clone(&core),
-            addr,
-            mq,
-            group: args
-                .group
-                .clone()
-                .unwrap_or_else(|| READER_GROUP.to_owned()),
-            offset,
-            expression: subscription.expression.clone(),
-            tags: subscription.tags.clone(),
-            wait,
-        };
+        let puller = QueuePuller::new(Arc::clone(&core), group, mq, subscription.clone(), offset)
+            .with_suspend_timeout(wait);
         let tx = tx.clone();
-        tasks.push(tokio::spawn(async move { reader.run(tx).await }));
+        tasks.push(tokio::spawn(read_queue(puller, tx)));
     }
     drop(tx);
 
@@ -192,58 +174,29 @@ pub fn printable(body: &[u8]) -> String {
         .collect()
 }
 
-struct QueueReader {
-    core: Arc<ClientCore>,
-    addr: String,
-    mq: MessageQueue,
-    group: String,
-    offset: i64,
-    expression: String,
-    tags: Vec<String>,
-    wait: Duration,
-}
-
-impl QueueReader {
-    /// Pulls until the queue stays empty for `wait` (a held pull came back empty), sending
-    /// each message, or the first error, to `tx`.
-    async fn run(mut self, tx: mpsc::Sender<Event>) {
-        loop {
-            let args = PullArgs {
-                group: &self.group,
-                mq: &self.mq,
-                offset: self.offset,
-                max_msgs: 32,
-                sys_flag: PullSysFlag::SUSPEND.bits() | PullSysFlag::SUBSCRIPTION.bits(),
-                commit_offset: 0,
-                suspend_timeout: self.wait,
-                subscription: Some(&self.expression),
-                tags: &self.tags,
-                sub_version: 0,
-                code: request_code::PULL_MESSAGE,
-                timeout: self.wait + Duration::from_secs(5),
-            };
-            let result = match api::pull(&self.core, &self.addr, &args).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let e = anyhow::Error::new(e).context(format!(
-                        "pulling {}:{} at offset {}",
-                        self.mq.broker_name, self.mq.queue_id, self.offset
-                    ));
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            self.offset = result.next_begin_offset;
-            match result.status {
-                PullStatus::Found => {
-                    for m in result.messages {
-                        if tx.send(Ok(m)).await.is_err() {
-                            return;
-                        }
+/// Pulls until the queue stays empty for the puller's hold (a held pull came back with nothing
+/// new), sending each message, or the first error, to `tx`.
+async fn read_queue(mut puller: QueuePuller, tx: mpsc::Sender<Event>) {
+    loop {
+        let at = puller.next_offset();
+        match puller.next_batch().await {
+            Ok(Pulled::Messages(msgs)) => {
+                for m in msgs {
+                    if tx.send(Ok(m)).await.is_err() {
+                        return;
                     }
                 }
-                PullStatus::NoNewMsg => return,
-                PullStatus::NoMatchedMsg | PullStatus::OffsetIllegal => {}
+            }
+            Ok(Pulled::CaughtUp) => return,
+            Ok(Pulled::Filtered | Pulled::OffsetMoved { .. }) => {}
+            Err(e) => {
+                let mq = puller.queue();
+                let e = anyhow::Error::new(e).context(format!(
+                    "pulling {}:{} at offset {at}",
+                    mq.broker_name, mq.queue_id
+                ));
+                let _ = tx.send(Err(e)).await;
+                return;
             }
         }
     }
