@@ -125,6 +125,16 @@ pub struct BrokerArgs {
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
     pub segment_size: Option<u64>,
+    /// Each shard listens on its own port and registers as its own broker
+    /// `<broker-name>-<shard>` with its own queues of every topic, so clients send each
+    /// request straight to the core that owns its queue (no cross-shard hop; see
+    /// docs/decisions.md). Off: one port and one broker per process, requests hop.
+    #[arg(long)]
+    pub shard_addressed: bool,
+    /// With --shard-addressed, shard s listens on the --listen port + s × STEP (port 0: each
+    /// shard picks a free port) [default: 10].
+    #[arg(long, value_name = "STEP")]
+    pub shard_port_step: Option<u16>,
 }
 
 /// The effective broker configuration.
@@ -154,6 +164,10 @@ pub struct BrokerConfig {
     pub max_hold: Duration,
     /// Appends are refused above this fraction of the store's disk in use.
     pub disk_max_used_ratio: f64,
+    /// One port and one broker name per shard (`--shard-addressed`).
+    pub shard_addressed: bool,
+    /// Port distance between consecutive shards' listeners when shard-addressed.
+    pub shard_port_step: u16,
     /// Config keys read from broker.conf that ringmq does not use (reported at start).
     pub ignored_conf_keys: Vec<String>,
 }
@@ -182,6 +196,8 @@ impl Default for BrokerConfig {
             max_hold: Duration::from_secs(15),
             disk_max_used_ratio: 0.90,
             ignored_conf_keys: Vec::new(),
+            shard_addressed: false,
+            shard_port_step: 10,
         }
     }
 }
@@ -346,6 +362,12 @@ impl BrokerConfig {
         if let Some(size) = args.segment_size {
             self.commitlog_segment_size_bytes = size;
         }
+        if args.shard_addressed {
+            self.shard_addressed = true;
+        }
+        if let Some(step) = args.shard_port_step {
+            self.shard_port_step = step;
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -360,6 +382,18 @@ impl BrokerConfig {
                 "--shards must be between 1 and 255 (the shard id is the top byte of a physical offset), got {}",
                 self.shards
             )));
+        }
+        if self.shard_addressed && self.listen.port() != 0 {
+            let last = u64::from(self.listen.port())
+                + u64::from(self.shard_port_step) * (self.shards as u64 - 1);
+            if self.shard_port_step == 0 || last > u64::from(u16::MAX) {
+                return Err(ConfigError::Invalid(format!(
+                    "--shard-addressed: {} shards from port {} in steps of {} do not fit in 1..=65535 (and the step must be > 0)",
+                    self.shards,
+                    self.listen.port(),
+                    self.shard_port_step
+                )));
+            }
         }
         if let NameServer::External(list) = &self.name_server {
             if list.is_empty() {
@@ -426,7 +460,8 @@ impl BrokerConfig {
         let mut text = format!(
             "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
              flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
-             max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}%",
+             max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}% \
+             shard-addressed={}",
             self.cluster_name,
             self.broker_name,
             self.broker_id,
@@ -443,6 +478,7 @@ impl BrokerConfig {
             self.commitlog_segment_size_bytes,
             self.max_hold.as_millis(),
             self.disk_max_used_ratio * 100.0,
+            self.shard_addressed,
         );
         if !self.ignored_conf_keys.is_empty() {
             text.push_str(&format!(
@@ -594,6 +630,34 @@ mod tests {
         }
         let plain = BrokerConfig::from_args(&args(&[])).unwrap();
         assert!(plain.refuse_unbuilt().is_ok());
+    }
+
+    #[test]
+    fn shard_addressed_ports_must_fit_below_65536() {
+        let fits = [
+            "--shard-addressed",
+            "--shards",
+            "4",
+            "--listen",
+            "127.0.0.1:10911",
+        ];
+        assert!(BrokerConfig::from_args(&args(&fits)).is_ok());
+        let past_the_end = [
+            "--shard-addressed",
+            "--shards",
+            "2",
+            "--listen",
+            "127.0.0.1:65530",
+        ];
+        assert!(BrokerConfig::from_args(&args(&past_the_end)).is_err());
+        let zero_step = [
+            "--shard-addressed",
+            "--shards",
+            "2",
+            "--shard-port-step",
+            "0",
+        ];
+        assert!(BrokerConfig::from_args(&args(&zero_step)).is_err());
     }
 
     #[test]

@@ -22,6 +22,23 @@ pub fn bind_reuseport_group(addr: SocketAddr, count: usize) -> io::Result<Vec<Tc
     Ok(listeners)
 }
 
+/// Shard-addressed layout: one socket per shard on its own port, shard `s` on `addr`'s port
+/// + `s × step` (with port 0, each shard gets a free port of its own).
+pub fn bind_per_shard(addr: SocketAddr, count: usize, step: u16) -> io::Result<Vec<TcpListener>> {
+    (0..count)
+        .map(|shard| {
+            let port = if addr.port() == 0 {
+                0
+            } else {
+                u16::try_from(usize::from(addr.port()) + shard * usize::from(step)).map_err(
+                    |_| io::Error::new(io::ErrorKind::InvalidInput, "shard port out of range"),
+                )?
+            };
+            bind_reuseport(SocketAddr::new(addr.ip(), port))
+        })
+        .collect()
+}
+
 /// One non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT.
 pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

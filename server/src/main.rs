@@ -7,13 +7,14 @@ use anyhow::Context;
 use clap::Parser;
 use ringmq_server::backend::{probe_io_uring, IoUringProbe};
 use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer};
-use ringmq_server::listener::bind_reuseport_group;
+use ringmq_server::listener::{bind_per_shard, bind_reuseport_group};
 use ringmq_server::namesrv::{self, NameServerHandle, NamesrvConfig};
 use ringmq_server::registration::{
     reachable, Registration, RegistrationConfig, RegistrationHandle, TopicSnapshot,
 };
 use ringmq_server::router::Router;
 use ringmq_server::shard::hop::Inboxes;
+use ringmq_server::shard::shared::broker_name_of;
 use ringmq_server::shard::thread::Shards;
 use ringmq_server::shard::BrokerShared;
 use ringmq_server::shutdown::Shutdown;
@@ -56,13 +57,26 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         (None, NameServer::External(list)) => list.clone(),
         (None, NameServer::Embedded(_)) => Vec::new(),
     };
-    let listeners = bind_reuseport_group(config.listen, config.shards)
-        .with_context(|| format!("binding the broker port {}", config.listen))?;
-    let bound = listeners
-        .first()
-        .context("no listener")?
-        .local_addr()
-        .context("reading the bound broker address")?;
+    let listeners = if config.shard_addressed {
+        bind_per_shard(config.listen, config.shards, config.shard_port_step)
+    } else {
+        bind_reuseport_group(config.listen, config.shards)
+    }
+    .with_context(|| format!("binding the broker port {}", config.listen))?;
+    let bound_addrs = listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(reachable))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the bound broker addresses")?;
+    let bound = *bound_addrs.first().context("no listener")?;
+    // One broker per process, or (shard-addressed) one per shard, each with its address.
+    let brokers: Vec<(String, std::net::SocketAddr)> = if config.shard_addressed {
+        (0..config.shards)
+            .map(|shard| (broker_name_of(&config, shard), bound_addrs[shard]))
+            .collect()
+    } else {
+        vec![(config.broker_name.clone(), bound)]
+    };
     let topics = Topics::open(
         topic_settings(&config),
         Some(&config.store_dir.join("config")),
@@ -70,14 +84,24 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
     .context("loading the topic table")?;
     let inboxes = Inboxes::new(config.shards, INBOX_SPIN_TURNS);
     // Made before the loop runs so that topic changes can ask for a registration at once.
-    let registration_handle = RegistrationHandle::new();
+    let registration_handles: Vec<RegistrationHandle> =
+        brokers.iter().map(|_| RegistrationHandle::new()).collect();
+    let topics_changed_hooks: Vec<_> = registration_handles
+        .iter()
+        .map(RegistrationHandle::topics_changed_hook)
+        .collect();
     let shared = Arc::new(BrokerShared::new(
         Arc::clone(&config),
         bound,
+        if config.shard_addressed {
+            bound_addrs.clone()
+        } else {
+            Vec::new()
+        },
         topics,
         inboxes,
         ringmq_server::clock::system(),
-        registration_handle.topics_changed_hook(),
+        Box::new(move || topics_changed_hooks.iter().for_each(|hook| hook())),
     ));
     let snapshot_shared = Arc::clone(&shared);
     let topic_snapshot: TopicSnapshot = Arc::new(move || snapshot_shared.topics.snapshot());
@@ -104,20 +128,28 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         eprintln!("topic {topic} recreated from the log (its config was not on disk)");
     }
     eprintln!("config: {}", config.describe());
-    let registration = Registration::start(
-        RegistrationConfig::for_broker(&config, bound, name_servers),
-        topic_snapshot,
-        &registration_handle,
-    )
-    .context("starting the name-server registration")?;
+    let mut registrations = Vec::with_capacity(brokers.len());
+    for ((broker_name, addr), handle) in brokers.iter().zip(&registration_handles) {
+        let mut registration_config =
+            RegistrationConfig::for_broker(&config, *addr, name_servers.clone());
+        registration_config.broker_name = broker_name.clone();
+        registrations.push(
+            Registration::start(registration_config, Arc::clone(&topic_snapshot), handle)
+                .context("starting the name-server registration")?,
+        );
+    }
     // Tests and scripts read the chosen ports from these lines on stdout (design.md §10).
-    println!("listening broker {bound}");
+    for (_, addr) in &brokers {
+        println!("listening broker {addr}");
+    }
     if let Some(signal) = signals.forever().next() {
         eprintln!("signal {signal}: shutting down");
     }
     // Unregister first: clients stop being routed here while the shards finish.
-    if let Err(error) = registration.stop() {
-        eprintln!("name-server registration: {error:#}");
+    for registration in registrations {
+        if let Err(error) = registration.stop() {
+            eprintln!("name-server registration: {error:#}");
+        }
     }
     shutdown.request();
     shards.join()?;

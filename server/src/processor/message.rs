@@ -81,7 +81,7 @@ pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
         sys_flag: original.sys_flag,
         born_timestamp: original.born_timestamp,
         born_host: original.born_host,
-        store_host: shared.broker_addr,
+        store_host: shard.store_host(),
         reconsume_times: original.reconsume_times.saturating_add(1),
         prepared_transaction_offset: 0,
         body: original.body.clone(),

@@ -127,7 +127,7 @@ fn prepare(
         }
     }
 
-    let store_host = shared.broker_addr;
+    let store_host = shard.store_host();
     let base = |body: Bytes, flag: i32, mut props: String| -> Result<PutMessage, Refused> {
         if properties::find(&props, keys::UNIQ_KEY).is_none() {
             let mut key = String::with_capacity(32);
@@ -178,7 +178,7 @@ fn success_response(
     queue_id: i32,
     results: &[PutResult],
 ) -> RemotingCommand {
-    let store_host = shard.shared().broker_addr;
+    let store_host = shard.store_host();
     let msg_id = results
         .iter()
         .map(|r| encode_offset_msg_id(store_host, r.physical_offset))

@@ -43,7 +43,7 @@ pub async fn consume_stats(shard: &Rc<Shard>, request: &RemotingCommand) -> Answ
             stats.offset_table.insert(
                 MessageQueue {
                     topic: topic.clone(),
-                    broker_name: shared.config.broker_name.clone(),
+                    broker_name: shard.broker_name(),
                     queue_id,
                 },
                 offsets,

@@ -71,7 +71,13 @@ impl Shard {
         // Its pulls may be held on any shard; notifications may go through other shards'
         // inboxes: both from a task.
         compio::runtime::spawn(async move {
-            for shard in (0..shared.shards()).filter(|&shard| shard != this_shard) {
+            // Shard-addressed, a connection's pulls are held on its own shard only.
+            let others = if shared.shard_addressed() {
+                0
+            } else {
+                shared.shards()
+            };
+            for shard in (0..others).filter(|&shard| shard != this_shard) {
                 let job: ShardJob<Shard> = Box::new(move |owner: &Rc<Shard>| {
                     owner.long_poll.drop_connection(connection_id)
                 });

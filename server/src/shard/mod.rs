@@ -152,11 +152,21 @@ impl Shard {
     ) -> Result<Rc<Self>, ShardOpenError> {
         let config = &shared.config;
         let shards = shared.shards();
+        let addressed = shared.shard_addressed();
+        // Shard-addressed, the shard is a broker of its own: it owns every queue id of its
+        // topics, so its ConsumeQueues need a directory of their own.
+        let store_root = if addressed {
+            config.store_dir.join(format!("shard-{shard_id}"))
+        } else {
+            config.store_dir.clone()
+        };
         let store = Store::open_with_placement(
-            &config.store_dir,
+            &store_root,
             u8::try_from(shard_id).unwrap_or(u8::MAX),
             store_config(config),
-            move |topic, queue_id| shard_for_queue(topic, queue_id, shards) == shard_id,
+            move |topic, queue_id| {
+                addressed || shard_for_queue(topic, queue_id, shards) == shard_id
+            },
         )
         .await
         .map_err(|source| ShardOpenError::Store { shard_id, source })?;
@@ -218,8 +228,22 @@ impl Shard {
         self.store.queues()
     }
 
-    /// The shard owning `(topic, queue_id)`.
+    /// The address this shard's queues are reached at (STOREHOST of what it stores).
+    pub fn store_host(&self) -> std::net::SocketAddr {
+        self.shared.store_host(self.id)
+    }
+
+    /// The broker name this shard answers as.
+    pub fn broker_name(&self) -> String {
+        self.shared.broker_name(self.id)
+    }
+
+    /// The shard owning `(topic, queue_id)`: the placement function's choice, or, when
+    /// shard-addressed, this shard (the client reached it through its own broker address).
     fn owner_of(&self, topic: &str, queue_id: i32) -> usize {
+        if self.shared.shard_addressed() {
+            return self.id;
+        }
         shard_for_queue(topic, queue_id, self.shared.shards())
     }
 

@@ -24,6 +24,9 @@ pub struct BrokerShared {
     /// This broker's address as clients reach it: STOREHOST of stored messages and the
     /// address inside offset msgIds.
     pub broker_addr: SocketAddr,
+    /// Shard-addressed layout: each shard's own address (the STOREHOST of what it stores);
+    /// empty otherwise.
+    shard_addrs: Vec<SocketAddr>,
     pub topics: Topics,
     pub groups: ConsumerGroups,
     pub inboxes: Inboxes<Shard>,
@@ -49,6 +52,7 @@ impl BrokerShared {
     pub fn new(
         config: Arc<BrokerConfig>,
         broker_addr: SocketAddr,
+        shard_addrs: Vec<SocketAddr>,
         topics: Topics,
         inboxes: Inboxes<Shard>,
         clock: ClockRef,
@@ -57,6 +61,7 @@ impl BrokerShared {
         BrokerShared {
             config,
             broker_addr,
+            shard_addrs,
             topics,
             groups: ConsumerGroups::new(),
             inboxes,
@@ -73,8 +78,36 @@ impl BrokerShared {
         (self.topics_changed)();
     }
 
+    /// Whether each shard is a broker of its own (`--shard-addressed`).
+    pub fn shard_addressed(&self) -> bool {
+        self.config.shard_addressed
+    }
+
+    /// The address clients reach shard `shard_id`'s queues at.
+    pub fn store_host(&self, shard_id: usize) -> SocketAddr {
+        self.shard_addrs
+            .get(shard_id)
+            .copied()
+            .unwrap_or(self.broker_addr)
+    }
+
+    /// The broker name shard `shard_id` answers as: `<name>-<shard>` when shard-addressed.
+    pub fn broker_name(&self, shard_id: usize) -> String {
+        broker_name_of(&self.config, shard_id)
+    }
+
     /// Shards of this broker.
     pub fn shards(&self) -> usize {
         self.inboxes.shards()
+    }
+}
+
+/// The broker name of shard `shard_id` under `config` (registration uses it before any
+/// shard runs).
+pub fn broker_name_of(config: &BrokerConfig, shard_id: usize) -> String {
+    if config.shard_addressed {
+        format!("{}-{shard_id}", config.broker_name)
+    } else {
+        config.broker_name.clone()
     }
 }
