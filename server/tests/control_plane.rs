@@ -9,31 +9,19 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::header::SerializeType;
 use ringmq_protocol::message::record::iter_records;
-use support::{request, Broker, TestClient};
+use support::{pull_request, request, send_request, Broker, TestClient};
 
 fn send(client: &mut TestClient, topic: &str, queue_id: i32, body: &str) {
-    let queue = queue_id.to_string();
-    let command = request(
-        request_code::SEND_MESSAGE_V2,
-        &[
-            ("a", "PG"),
-            ("b", topic),
-            ("c", "TBW102"),
-            ("d", "4"),
-            ("e", &queue),
-            ("f", "0"),
-            ("g", "1700000000000"),
-            ("h", "0"),
-            ("i", "WAIT\u{1}true\u{2}"),
-        ],
-    )
-    .with_body(Bytes::copy_from_slice(body.as_bytes()));
-    let response = client.call(command);
+    let response = client.call(send_request(
+        topic,
+        queue_id,
+        "WAIT\u{1}true\u{2}",
+        body.as_bytes(),
+    ));
     assert_eq!(
         response.code,
         response_code::SUCCESS,
@@ -43,22 +31,7 @@ fn send(client: &mut TestClient, topic: &str, queue_id: i32, body: &str) {
 }
 
 fn pull(topic: &str, queue_id: i32, offset: i64, suspend_ms: i64) -> RemotingCommand {
-    let flags = if suspend_ms > 0 { 0x2 | 0x4 } else { 0x4 };
-    request(
-        request_code::PULL_MESSAGE,
-        &[
-            ("consumerGroup", "CG"),
-            ("topic", topic),
-            ("queueId", &queue_id.to_string()),
-            ("queueOffset", &offset.to_string()),
-            ("maxMsgNums", "32"),
-            ("sysFlag", &flags.to_string()),
-            ("commitOffset", "0"),
-            ("suspendTimeoutMillis", &suspend_ms.to_string()),
-            ("subscription", "*"),
-            ("subVersion", "0"),
-        ],
-    )
+    pull_request("CG", topic, queue_id, offset, suspend_ms)
 }
 
 /// One client, `groups` consumer groups: each new group makes the broker create its

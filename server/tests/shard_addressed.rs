@@ -9,33 +9,21 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::message::msg_id::decode_offset_msg_id;
 use ringmq_protocol::message::record::iter_records;
-use support::{request, Broker, TestClient};
+use support::{pull_request, request, send_request, Broker, TestClient};
 
 const TOPIC: &str = "AddressedTopic";
 
 fn send(client: &mut TestClient, queue_id: i32, body: &str) -> RemotingCommand {
-    let queue = queue_id.to_string();
-    let command = request(
-        request_code::SEND_MESSAGE_V2,
-        &[
-            ("a", "PG"),
-            ("b", TOPIC),
-            ("c", "TBW102"),
-            ("d", "4"),
-            ("e", &queue),
-            ("f", "0"),
-            ("g", "1700000000000"),
-            ("h", "0"),
-            ("i", "WAIT\u{1}true\u{2}"),
-        ],
-    )
-    .with_body(Bytes::copy_from_slice(body.as_bytes()));
-    let response = client.call(command);
+    let response = client.call(send_request(
+        TOPIC,
+        queue_id,
+        "WAIT\u{1}true\u{2}",
+        body.as_bytes(),
+    ));
     assert_eq!(
         response.code,
         response_code::SUCCESS,
@@ -46,21 +34,7 @@ fn send(client: &mut TestClient, queue_id: i32, body: &str) -> RemotingCommand {
 }
 
 fn pull_bodies(client: &mut TestClient, queue_id: i32) -> Vec<String> {
-    let response = client.call(request(
-        request_code::PULL_MESSAGE,
-        &[
-            ("consumerGroup", "CG"),
-            ("topic", TOPIC),
-            ("queueId", &queue_id.to_string()),
-            ("queueOffset", "0"),
-            ("maxMsgNums", "32"),
-            ("sysFlag", "4"),
-            ("commitOffset", "0"),
-            ("suspendTimeoutMillis", "0"),
-            ("subscription", "*"),
-            ("subVersion", "0"),
-        ],
-    ));
+    let response = client.call(pull_request("CG", TOPIC, queue_id, 0, 0));
     assert_eq!(
         response.code,
         response_code::SUCCESS,

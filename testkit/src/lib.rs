@@ -329,3 +329,52 @@ pub fn request(code: i32, fields: &[(&str, &str)]) -> RemotingCommand {
         .collect();
     RemotingCommand::request(code, ext)
 }
+
+/// SEND_MESSAGE_V2 of `body` to `(topic, queue_id)` from producer group `PG`, auto-creating
+/// the topic from TBW102 with 4 queues; `properties` in RocketMQ's `k\u{1}v\u{2}` form.
+pub fn send_request(topic: &str, queue_id: i32, properties: &str, body: &[u8]) -> RemotingCommand {
+    let queue = queue_id.to_string();
+    request(
+        request_code::SEND_MESSAGE_V2,
+        &[
+            ("a", "PG"),
+            ("b", topic),
+            ("c", "TBW102"),
+            ("d", "4"),
+            ("e", &queue),
+            ("f", "0"),
+            ("g", "1700000000000"),
+            ("h", "0"),
+            ("i", properties),
+        ],
+    )
+    .with_body(bytes::Bytes::copy_from_slice(body))
+}
+
+/// PULL_MESSAGE of up to 32 messages of `(topic, queue_id)` from `offset` for `group`, with
+/// its own subscription `*`; held up to `suspend_ms` when that is positive.
+pub fn pull_request(
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    suspend_ms: i64,
+) -> RemotingCommand {
+    // FLAG_SUBSCRIPTION, plus FLAG_SUSPEND when the pull may be held.
+    let flags = if suspend_ms > 0 { 0x2 | 0x4 } else { 0x4 };
+    request(
+        request_code::PULL_MESSAGE,
+        &[
+            ("consumerGroup", group),
+            ("topic", topic),
+            ("queueId", &queue_id.to_string()),
+            ("queueOffset", &offset.to_string()),
+            ("maxMsgNums", "32"),
+            ("sysFlag", &flags.to_string()),
+            ("commitOffset", "0"),
+            ("suspendTimeoutMillis", &suspend_ms.to_string()),
+            ("subscription", "*"),
+            ("subVersion", "0"),
+        ],
+    )
+}
