@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use ringmq_protocol::command::RemotingCommand;
@@ -130,7 +130,6 @@ async fn serve_forever(
     let listener = compio::net::TcpListener::from_std(listener).map_err(NamesrvError::Listener)?;
     let service = Rc::new(NamesrvService {
         table: RefCell::new(RouteTable::new()),
-        epoch: Instant::now(),
     });
     let scanner = compio::runtime::spawn(scan_loop(Rc::clone(&service), config.scan_interval));
     loop {
@@ -168,14 +167,13 @@ async fn scan_loop(service: Rc<NamesrvService>, interval: Duration) {
 #[derive(Debug)]
 struct NamesrvService {
     table: RefCell<RouteTable>,
-    /// Times are milliseconds since this instant: monotonic, so a wall-clock jump cannot
-    /// expire every broker at once.
-    epoch: Instant,
 }
 
 impl NamesrvService {
+    /// Monotonic milliseconds ([`crate::clock`]), so a wall-clock jump cannot expire every
+    /// broker at once.
     fn now_ms(&self) -> i64 {
-        i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
+        i64::try_from(crate::clock::monotonic_ms()).unwrap_or(i64::MAX)
     }
 }
 
@@ -208,6 +206,8 @@ mod tests {
     use ringmq_protocol::body::{TopicConfig, TopicConfigSerializeWrapper};
     use ringmq_protocol::codes::{request_code, response_code};
     use ringmq_protocol::command::ExtFields;
+
+    use std::time::Instant;
 
     use super::*;
     use crate::registration::{register_request, RegistrationConfig};

@@ -191,8 +191,8 @@ impl TopicTable {
     }
 }
 
-/// The broker's topic configs: lock-free snapshot reads, serialised persisted writes
-/// (module documentation).
+/// The broker's topic configs: lock-free snapshot reads, serialised writes persisted off
+/// the ring threads (module documentation).
 #[derive(Debug)]
 pub struct Topics {
     settings: TopicSettings,
@@ -519,7 +519,8 @@ impl Topics {
     }
 
     /// Under the writer lock: returns the topic if another writer created it meanwhile,
-    /// else builds it with `make` from the current table, persists and publishes it.
+    /// else builds it with `make` from the current table and commits it (published at once,
+    /// written by the writer thread).
     fn create_if_absent(
         &self,
         topic: &str,
