@@ -18,7 +18,6 @@ use ringmq_protocol::message::tag_hash::java_string_hash;
 use super::error::pull_code;
 use super::{decode_header, Refused};
 use crate::connection::{Connection, Response};
-use crate::shard::hold_registry::hold_deadline_ms;
 use crate::shard::{PullOutcome, PullQuery, Shard};
 use crate::stats::BrokerStats;
 use crate::topics::is_readable;
@@ -55,13 +54,9 @@ pub async fn pull(
     }
     let filter = subscription_filter(shard, &header)?;
     let flags = header.sys_flag;
-    let hold_ms = flags.contains(PullSysFlag::SUSPEND).then(|| {
-        hold_deadline_ms(
-            0,
-            header.suspend_timeout_millis,
-            shared.config.max_hold.as_millis() as u64,
-        )
-    });
+    let suspend_timeout_ms = flags
+        .contains(PullSysFlag::SUSPEND)
+        .then_some(header.suspend_timeout_millis);
     let commit = (flags.contains(PullSysFlag::COMMIT_OFFSET) && header.commit_offset >= 0)
         .then(|| (header.consumer_group.clone(), header.commit_offset));
     let query = PullQuery {
@@ -75,7 +70,7 @@ pub async fn pull(
             .filter(|b| *b > 0)
             .unwrap_or(DEFAULT_MAX_PULL_BYTES),
         filter,
-        hold_ms,
+        suspend_timeout_ms,
         connection_id: connection.id,
         commit,
     };

@@ -21,7 +21,7 @@ use futures_channel::oneshot;
 use futures_util::future::select;
 use ringmq_engine::store::Arrival;
 
-use super::hold_registry::{HoldId, HoldRegistry, PullHold};
+use super::hold_registry::{hold_deadline_ms, HoldId, HoldRegistry, PullHold};
 use crate::clock::ClockRef;
 use crate::notify::LocalNotify;
 use crate::timer_wheel::{WheelConfig, WheelConfigError};
@@ -67,9 +67,10 @@ impl LongPoll {
         })
     }
 
-    /// The monotonic deadline of a hold of `hold_ms` starting now.
-    pub fn deadline_ms(&self, hold_ms: u64) -> u64 {
-        self.clock.monotonic_ms().saturating_add(hold_ms)
+    /// The monotonic deadline of a pull held now with `suspend_timeout_ms`, at most
+    /// `max_hold_ms` away ([`hold_deadline_ms`]).
+    pub fn deadline_ms(&self, suspend_timeout_ms: i64, max_hold_ms: u64) -> u64 {
+        hold_deadline_ms(self.clock.monotonic_ms(), suspend_timeout_ms, max_hold_ms)
     }
 
     /// Holds `pull`; `None` when the shard already holds its maximum (answer at once: the
@@ -191,7 +192,7 @@ mod tests {
                 queue_id: 0,
                 offset: 0,
                 filter: TagFilter::from_subscription("*", []),
-                deadline_ms: long_poll.deadline_ms(hold_ms),
+                deadline_ms: long_poll.deadline_ms(hold_ms as i64, 15_000),
                 connection_id: 1,
             })
             .unwrap()

@@ -100,8 +100,9 @@ pub struct PullQuery {
     pub max_msgs: u32,
     pub max_bytes: u64,
     pub filter: TagFilter,
-    /// Hold for this long when nothing is there (None: answer at once).
-    pub hold_ms: Option<u64>,
+    /// The pull's `suspendTimeoutMillis` when it may be held (None: answer at once); the
+    /// shard caps the hold at `--max-hold` (RocketMQ: 15 s).
+    pub suspend_timeout_ms: Option<i64>,
     pub connection_id: u64,
     /// Store `(group, offset)` as the group's consumer offset first (FLAG_COMMIT_OFFSET).
     pub commit: Option<(String, i64)>,
@@ -264,7 +265,7 @@ impl Shard {
                 .commit(group, &query.topic, query.queue_id, *offset);
         }
         let outcome = self.read(&query).await?;
-        let Some(hold_ms) = query.hold_ms else {
+        let Some(suspend_timeout_ms) = query.suspend_timeout_ms else {
             return Ok(outcome);
         };
         if !may_hold(outcome.status, query.offset) {
@@ -275,7 +276,10 @@ impl Shard {
             queue_id: query.queue_id,
             offset: query.offset,
             filter: query.filter.clone(),
-            deadline_ms: self.long_poll.deadline_ms(hold_ms),
+            deadline_ms: self.long_poll.deadline_ms(
+                suspend_timeout_ms,
+                self.config().max_hold.as_millis() as u64,
+            ),
             connection_id: query.connection_id,
         });
         let Some(held) = held else {
