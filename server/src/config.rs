@@ -125,6 +125,15 @@ pub struct BrokerArgs {
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
     pub segment_size: Option<u64>,
+    /// Most client connections the broker keeps open; above it a new connection is closed at
+    /// once (logged at most every 10 s) [default: the process's open-file limit minus 256,
+    /// so the embedded name server and the store always have descriptors left].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close a connection with no read or write for this long; 0 never [default: 120, as
+    /// RocketMQ's serverChannelMaxIdleTimeSeconds].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout_secs: Option<u64>,
     /// Each shard listens on its own port and registers as its own broker
     /// `<broker-name>-<shard>` with its own queues of every topic, so clients send each
     /// request straight to the core that owns its queue (no cross-shard hop; see
@@ -164,6 +173,10 @@ pub struct BrokerConfig {
     pub max_hold: Duration,
     /// Appends are refused above this fraction of the store's disk in use.
     pub disk_max_used_ratio: f64,
+    /// Most client connections open at once (all shards together).
+    pub max_connections: usize,
+    /// A connection idle this long is closed (zero: never).
+    pub idle_timeout: Duration,
     /// One port and one broker name per shard (`--shard-addressed`).
     pub shard_addressed: bool,
     /// Port distance between consecutive shards' listeners when shard-addressed.
@@ -198,6 +211,8 @@ impl Default for BrokerConfig {
             ignored_conf_keys: Vec::new(),
             shard_addressed: false,
             shard_port_step: 10,
+            max_connections: default_max_connections(),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -365,6 +380,12 @@ impl BrokerConfig {
         if args.shard_addressed {
             self.shard_addressed = true;
         }
+        if let Some(max) = args.max_connections {
+            self.max_connections = max;
+        }
+        if let Some(secs) = args.idle_timeout_secs {
+            self.idle_timeout = Duration::from_secs(secs);
+        }
         if let Some(step) = args.shard_port_step {
             self.shard_port_step = step;
         }
@@ -382,6 +403,11 @@ impl BrokerConfig {
                 "--shards must be between 1 and 255 (the shard id is the top byte of a physical offset), got {}",
                 self.shards
             )));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "--max-connections must be at least 1".to_owned(),
+            ));
         }
         if self.shard_addressed && self.listen.port() != 0 {
             let last = u64::from(self.listen.port())
@@ -461,7 +487,7 @@ impl BrokerConfig {
             "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
              flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
              max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}% \
-             shard-addressed={}",
+             shard-addressed={} max-connections={} idle-timeout={}s",
             self.cluster_name,
             self.broker_name,
             self.broker_id,
@@ -479,6 +505,8 @@ impl BrokerConfig {
             self.max_hold.as_millis(),
             self.disk_max_used_ratio * 100.0,
             self.shard_addressed,
+            self.max_connections,
+            self.idle_timeout.as_secs(),
         );
         if !self.ignored_conf_keys.is_empty() {
             text.push_str(&format!(
@@ -516,6 +544,25 @@ fn host_name() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "DEFAULT_BROKER".to_owned())
+}
+
+/// Descriptors kept for the store, the embedded name server and outgoing connections.
+const RESERVED_FDS: u64 = 256;
+
+/// The open-file limit minus [`RESERVED_FDS`] (at least 64; 10,000 when the limit is
+/// unknown or unlimited).
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and passes; RLIMIT_NOFILE is valid.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !read || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 10_000;
+    }
+    let usable = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(64);
+    usize::try_from(usable).unwrap_or(10_000).min(1_000_000)
 }
 
 #[cfg(test)]

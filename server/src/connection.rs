@@ -16,11 +16,12 @@
 //! once the connection is closed, sends are dropped.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use compio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,6 +97,8 @@ pub struct Connection {
     reader_wake: LocalNotify,
     /// The connection was closed from the write side: abandon the pending read.
     close_wake: LocalNotify,
+    /// Monotonic time of the last read or write ([`crate::clock`]), for the idle timeout.
+    last_active_ms: Cell<u64>,
 }
 
 impl Connection {
@@ -112,7 +115,12 @@ impl Connection {
             writer_wake: LocalNotify::default(),
             reader_wake: LocalNotify::default(),
             close_wake: LocalNotify::default(),
+            last_active_ms: Cell::new(crate::clock::monotonic_ms()),
         }
+    }
+
+    fn touch(&self) {
+        self.last_active_ms.set(crate::clock::monotonic_ms());
     }
 
     pub fn is_closed(&self) -> bool {
@@ -174,16 +182,80 @@ impl Connection {
     }
 }
 
-/// Serves one connection until the peer closes it, a frame cannot be decoded, or I/O fails.
-pub async fn serve<S: Service>(stream: TcpStream, peer: SocketAddr, service: Rc<S>) {
+/// The live connections of one runtime (a shard, the name server), so that those idle for
+/// longer than the idle timeout are closed (RocketMQ closes a channel after 120 s without a
+/// read or a write; clients reconnect on their next request, and their heartbeats every 30 s
+/// keep a consumer's connection busy).
+#[derive(Debug, Default)]
+pub struct ConnectionTable {
+    live: RefCell<HashMap<u64, Weak<Connection>>>,
+}
+
+impl ConnectionTable {
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.live.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes every connection with no read or write for `idle_ms`; returns how many.
+    pub fn close_idle(&self, now_ms: u64, idle_ms: u64) -> usize {
+        let idle: Vec<Rc<Connection>> = self
+            .live
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| now_ms.saturating_sub(c.last_active_ms.get()) >= idle_ms)
+            .collect();
+        for connection in &idle {
+            tracing::info!(connection = connection.id, peer = %connection.peer, idle_ms, "closing an idle connection");
+            connection.close();
+        }
+        idle.len()
+    }
+
+    /// Closes idle connections every `idle / 4` (at most every 10 s) until the table is
+    /// dropped. `idle` of zero: never.
+    pub async fn sweep_idle(table: Weak<ConnectionTable>, idle: Duration) {
+        if idle.is_zero() {
+            return;
+        }
+        let period = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            compio::time::sleep(period).await;
+            let Some(table) = table.upgrade() else {
+                return;
+            };
+            table.close_idle(crate::clock::monotonic_ms(), idle_ms);
+        }
+    }
+}
+
+/// Serves one connection until the peer closes it, a frame cannot be decoded, I/O fails or
+/// it stays idle past the table's sweep.
+pub async fn serve<S: Service>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Rc<S>,
+    table: Rc<ConnectionTable>,
+) {
     // Small responses must not wait for Nagle; batching is done by the writer.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "set_nodelay failed");
     }
     let connection = Rc::new(Connection::new(peer));
+    table
+        .live
+        .borrow_mut()
+        .insert(connection.id, Rc::downgrade(&connection));
     let writer = compio::runtime::spawn(write_loop(stream.clone(), Rc::clone(&connection)));
     read_loop(stream, &connection, &service).await;
     connection.close();
+    table.live.borrow_mut().remove(&connection.id);
     service.connection_closed(&connection);
     let _ = writer.await;
 }
@@ -239,7 +311,7 @@ async fn read_loop<S: Service>(
         buffer = returned;
         match result {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(_) => connection.touch(),
             Err(error) => {
                 tracing::debug!(connection = connection.id, %error, "read failed");
                 return;
@@ -299,6 +371,7 @@ async fn write_loop(mut stream: TcpStream, connection: Rc<Connection>) {
         }
         let written: usize = batch.iter().map(Bytes::len).sum();
         let BufResult(result, _) = stream.write_vectored_all(batch).await;
+        connection.touch();
         connection
             .outbox_bytes
             .set(connection.outbox_bytes.get().saturating_sub(written));

@@ -19,9 +19,13 @@ use ringmq_protocol::command::RemotingCommand;
 
 use super::processor::process;
 use super::route_table::RouteTable;
-use crate::connection::{serve, Connection, Response, Service};
+use crate::connection::{serve, Connection, ConnectionTable, Response, Service};
 use crate::listener::bind_single;
 use crate::shutdown::Shutdown;
+
+/// A client connection with no read or write for this long is closed (RocketMQ's
+/// `serverChannelMaxIdleTimeSeconds`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the name server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,12 +136,20 @@ async fn serve_forever(
         table: RefCell::new(RouteTable::new()),
     });
     let scanner = compio::runtime::spawn(scan_loop(Rc::clone(&service), config.scan_interval));
+    let connections = Rc::new(ConnectionTable::default());
+    compio::runtime::spawn(ConnectionTable::sweep_idle(
+        Rc::downgrade(&connections),
+        IDLE_TIMEOUT,
+    ))
+    .detach();
     loop {
         let accept = std::pin::pin!(listener.accept());
         let stop = shutdown.wait(0);
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
-                compio::runtime::spawn(serve(stream, peer, Rc::clone(&service))).detach();
+                let connections = Rc::clone(&connections);
+                compio::runtime::spawn(serve(stream, peer, Rc::clone(&service), connections))
+                    .detach();
             }
             Either::Left((Err(error), _)) => {
                 // EMFILE and friends: keep serving the connections we have, retry shortly.

@@ -3,6 +3,7 @@
 //! (docs/decisions.md: control-plane state is shared, not owned by shard 0).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ringmq_protocol::message::msg_id::UniqKeyGenerator;
@@ -36,6 +37,8 @@ pub struct BrokerShared {
     /// Monotonic time for deadlines, wall time for what the protocol carries.
     pub clock: ClockRef,
     pub boot_timestamp_ms: i64,
+    /// Client connections open on all shards (bounded by `config.max_connections`).
+    open_connections: AtomicUsize,
     topics_changed: TopicsChanged,
 }
 
@@ -69,6 +72,7 @@ impl BrokerShared {
             uniq_keys: UniqKeyGenerator::new(broker_addr.ip()),
             boot_timestamp_ms: clock.wall_ms(),
             clock,
+            open_connections: AtomicUsize::new(0),
             topics_changed,
         }
     }
@@ -94,6 +98,31 @@ impl BrokerShared {
     /// The broker name shard `shard_id` answers as: `<name>-<shard>` when shard-addressed.
     pub fn broker_name(&self, shard_id: usize) -> String {
         broker_name_of(&self.config, shard_id)
+    }
+
+    /// Counts a new connection in; `false` (and nothing counted) when the broker already
+    /// has its maximum open.
+    pub fn admit_connection(&self) -> bool {
+        let max = self.config.max_connections;
+        self.open_connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    /// A connection counted in by [`BrokerShared::admit_connection`] closed.
+    pub fn connection_gone(&self) {
+        let _ = self
+            .open_connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                open.checked_sub(1)
+            });
+    }
+
+    /// Client connections open now, on all shards.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Acquire)
     }
 
     /// Shards of this broker.

@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use super::{BrokerShared, Shard, ShardOpenError};
 use crate::backend::describe_driver;
-use crate::connection::{serve, Service};
+use crate::connection::{serve, ConnectionTable, Service};
 use crate::shutdown::Shutdown;
 
 /// Makes the connection-facing [`Service`] of one shard (the request router).
@@ -144,6 +144,34 @@ impl Shards {
     }
 }
 
+/// Connections refused at the limit, logged at most once per [`REFUSAL_LOG_INTERVAL`].
+#[derive(Debug, Default)]
+struct RefusalLog {
+    since_last_log: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RefusalLog {
+    fn refused(&mut self, shard_id: usize, max_connections: usize) {
+        self.since_last_log += 1;
+        let due = self
+            .last_log
+            .is_none_or(|last| last.elapsed() >= REFUSAL_LOG_INTERVAL);
+        if due {
+            tracing::warn!(
+                shard_id,
+                max_connections,
+                refused = self.since_last_log,
+                "connection limit reached: new connections are closed (--max-connections)"
+            );
+            self.since_last_log = 0;
+            self.last_log = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// What a shard thread starts from.
 struct ShardStart<S> {
     shard_id: usize,
@@ -200,13 +228,36 @@ async fn shard_main<S: Service>(
     })
     .detach();
     let service = service(Rc::clone(&shard));
+    let connections = Rc::new(ConnectionTable::default());
+    compio::runtime::spawn(ConnectionTable::sweep_idle(
+        Rc::downgrade(&connections),
+        shared.config.idle_timeout,
+    ))
+    .detach();
+    let mut refusals = RefusalLog::default();
     loop {
         let accept = std::pin::pin!(listener.accept());
         let stop = shutdown.wait(shard_id);
         match select(accept, stop).await {
             Either::Left((Ok((stream, peer)), _)) => {
+                if !shared.admit_connection() {
+                    // At the limit: close it at once, so the process keeps descriptors for
+                    // the connections it serves, the store and the name server.
+                    drop(stream);
+                    refusals.refused(shard_id, shared.config.max_connections);
+                    continue;
+                }
                 tracing::debug!(shard_id, %peer, "connection accepted");
-                compio::runtime::spawn(serve(stream, peer, Rc::clone(&service))).detach();
+                let (service, connections, shared) = (
+                    Rc::clone(&service),
+                    Rc::clone(&connections),
+                    Arc::clone(&shared),
+                );
+                compio::runtime::spawn(async move {
+                    serve(stream, peer, service, connections).await;
+                    shared.connection_gone();
+                })
+                .detach();
             }
             Either::Left((Err(error), _)) => {
                 // EMFILE and friends: keep serving the connections we have, retry shortly.
