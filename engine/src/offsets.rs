@@ -105,6 +105,18 @@ impl ConsumerOffsets {
         self.table.get(group)?.get(topic)
     }
 
+    /// Forgets every group's offsets on `topic` (the topic was deleted); returns whether any
+    /// existed.
+    pub fn remove_topic(&mut self, topic: &str) -> bool {
+        let mut removed = false;
+        for topics in self.table.values_mut() {
+            removed |= topics.remove(topic).is_some();
+        }
+        self.table.retain(|_, topics| !topics.is_empty());
+        self.dirty |= removed;
+        removed
+    }
+
     /// Forgets everything of a group (group deleted). Returns whether it had offsets.
     pub fn remove_group(&mut self, group: &str) -> bool {
         let removed = self.table.remove(group).is_some();

@@ -168,6 +168,61 @@ impl QueueTable {
         Ok(slot)
     }
 
+    /// Forgets every queue of `topic` and deletes its ConsumeQueue directory; returns how
+    /// many queues it had. Holds the open lock throughout, so no queue of the topic is
+    /// (re)opened while its files go; a write in flight on a queue finishes first.
+    pub(crate) async fn remove_topic(&self, topic: &str) -> Result<usize, StoreError> {
+        if !valid_queue(topic, 0) {
+            return Ok(0);
+        }
+        let _opening = self.opening.lock().await;
+        let removed = self.map.borrow_mut().remove(topic).unwrap_or_default();
+        for slot in removed.values() {
+            drop(slot.cq.lock().await);
+        }
+        // Only this shard's queue directories: other shards' queues of the topic may share
+        // the topic's directory (hop layout), and remove their own.
+        let topic_dir = self.root.join("consumequeue").join(topic);
+        let queue_dirs: Vec<PathBuf> = removed
+            .keys()
+            .map(|queue_id| topic_dir.join(queue_id.to_string()))
+            .collect();
+        let removing = queue_dirs.clone();
+        // Unlinking files blocks: off the ring thread.
+        let result = compio::runtime::spawn_blocking(move || {
+            for dir in &removing {
+                match std::fs::remove_dir_all(dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err((dir.clone(), e))
+                    }
+                    _ => {}
+                }
+            }
+            // Gone once the last shard's queues are; still there (not empty) otherwise.
+            let _ = std::fs::remove_dir(&topic_dir);
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err((path, source))) => {
+                return Err(StoreError::Io {
+                    op: "remove consume queue",
+                    path,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(StoreError::Io {
+                    op: "remove consume queue",
+                    path: queue_dirs.first().cloned().unwrap_or_default(),
+                    source: std::io::Error::other("the removal thread panicked"),
+                })
+            }
+        }
+        Ok(removed.len())
+    }
+
     pub(crate) async fn open_existing(&self) -> Result<(), StoreError> {
         let dir = self.root.join("consumequeue");
         let topics = match std::fs::read_dir(&dir) {

@@ -619,3 +619,32 @@ fn a_second_store_on_the_same_log_is_refused_until_the_first_closes() {
         again.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_deleted_topic_starts_empty_when_used_again_and_stays_gone_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let store = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        for i in 0..3u8 {
+            store.put(msg("Gone", 0, &[i; 10], None)).await.unwrap();
+        }
+        store.put(msg("Kept", 0, b"k", None)).await.unwrap();
+        assert_eq!(store.delete_topic("Gone").await.unwrap(), 1);
+        assert_eq!(store.max_offset("Gone", 0), 0);
+        assert!(!dir.path().join("consumequeue").join("Gone").exists());
+        store.close().await.unwrap();
+
+        let store = Store::open(dir.path(), 0, config(FlushPolicy::default()))
+            .await
+            .unwrap();
+        assert_eq!(store.queues(), vec![("Kept".to_owned(), 0)]);
+        let again = store.put(msg("Gone", 0, b"new", None)).await.unwrap();
+        assert_eq!(
+            again.queue_offset, 0,
+            "a topic created again starts at offset 0"
+        );
+        store.close().await.unwrap();
+    });
+}

@@ -123,6 +123,97 @@ fn an_admin_created_topic_is_in_topics_json_when_the_broker_answers() {
     assert!(file.contains("DurableTopic"));
 }
 
+fn admin(client: &mut TestClient, code: i32, fields: &[(&str, &str)]) {
+    let response = client.call(request(code, fields));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+}
+
+fn create_topic(client: &mut TestClient, topic: &str) {
+    admin(
+        client,
+        request_code::UPDATE_AND_CREATE_TOPIC,
+        &[
+            ("topic", topic),
+            ("defaultTopic", "TBW102"),
+            ("readQueueNums", "4"),
+            ("writeQueueNums", "4"),
+            ("perm", "6"),
+            ("topicFilterType", "SINGLE_TAG"),
+            ("order", "false"),
+        ],
+    );
+}
+
+#[test]
+fn a_deleted_topic_created_again_starts_empty_and_stays_deleted_across_a_restart() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    create_topic(&mut client, "Doomed");
+    for i in 0..3 {
+        send(&mut client, "Doomed", 1, &format!("m{i}"));
+    }
+    admin(
+        &mut client,
+        request_code::UPDATE_CONSUMER_OFFSET,
+        &[
+            ("consumerGroup", "G"),
+            ("topic", "Doomed"),
+            ("queueId", "1"),
+            ("commitOffset", "3"),
+        ],
+    );
+    admin(
+        &mut client,
+        request_code::DELETE_TOPIC_IN_BROKER,
+        &[("topic", "Doomed")],
+    );
+    create_topic(&mut client, "Doomed");
+    let response = client.call(pull("Doomed", 1, 0, 0));
+    assert_eq!(
+        response.code,
+        response_code::PULL_NOT_FOUND,
+        "{:?}",
+        response.remark
+    );
+    assert_eq!(
+        response.ext("maxOffset"),
+        Some("0"),
+        "the old messages are gone"
+    );
+    let offset = client.call(request(
+        request_code::QUERY_CONSUMER_OFFSET,
+        &[
+            ("consumerGroup", "G"),
+            ("topic", "Doomed"),
+            ("queueId", "1"),
+        ],
+    ));
+    assert_eq!(
+        offset.code,
+        response_code::QUERY_NOT_FOUND,
+        "the old offset is gone"
+    );
+
+    // Deleted for good: a restart does not bring it back from the log.
+    admin(
+        &mut client,
+        request_code::DELETE_TOPIC_IN_BROKER,
+        &[("topic", "Doomed")],
+    );
+    let (status, store) = broker.terminate();
+    assert!(status.success());
+    let broker = Broker::start_on_store(store, &[]);
+    let all = broker
+        .connect()
+        .call(request(request_code::GET_ALL_TOPIC_CONFIG, &[]));
+    assert!(!String::from_utf8_lossy(&all.body).contains("Doomed"));
+}
+
 #[test]
 fn a_topic_whose_config_a_crash_lost_is_recreated_from_the_log() {
     let broker = Broker::start(&[]);

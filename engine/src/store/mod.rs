@@ -267,6 +267,15 @@ impl Store {
         std::mem::take(&mut *self.inner.arrivals.borrow_mut())
     }
 
+    /// Forgets `topic`'s queues and deletes their ConsumeQueue files; returns how many queues
+    /// it had. Its records stay in the CommitLog until retention removes their segments. A
+    /// checkpoint comes first, so that recovery does not re-dispatch those records into the
+    /// queues of a topic of the same name created later.
+    pub async fn delete_topic(&self, topic: &str) -> Result<usize, StoreError> {
+        self.flush().await?;
+        self.inner.queues.remove_topic(topic).await
+    }
+
     /// Every queue this store holds.
     pub fn queues(&self) -> Vec<(String, i32)> {
         self.inner.queues.list()

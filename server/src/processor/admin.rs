@@ -59,8 +59,8 @@ fn parse_attributes(
     Ok(attributes)
 }
 
-/// DELETE_TOPIC_IN_BROKER: removes the topic from the table (its stored messages age out
-/// with their segments).
+/// DELETE_TOPIC_IN_BROKER: removes the topic from the table, then its ConsumeQueues and
+/// consumer offsets on every shard (its records age out of the log with their segments).
 pub async fn delete_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
     let header: DeleteTopicRequestHeader = decode_header(request)?;
     let shared = shard.shared();
@@ -68,7 +68,11 @@ pub async fn delete_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Answe
     if change.changed {
         shared.topics_changed();
     }
+    // The config first, so that no send or pull is accepted for it any more; then its queues
+    // and offsets. A crash between the two leaves queues without a config, which start-up
+    // turns back into a topic (Topics::recover_from_log); deleting it again finishes the job.
     change.durable().await?;
+    shard.delete_topic_data(&header.topic).await?;
     Ok(success(request))
 }
 

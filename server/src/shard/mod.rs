@@ -430,6 +430,23 @@ impl Shard {
         .map_err(|error| not_found(Some(error)))
     }
 
+    /// DELETE_TOPIC's data part, on every shard of this broker: the topic's ConsumeQueues and
+    /// consumer offsets go (its records stay in the logs until retention), so a topic created
+    /// again under the name starts empty. Returns how many queues were removed.
+    pub async fn delete_topic_data(self: &Rc<Self>, topic: &str) -> Result<usize, ShardError> {
+        let mut removed = 0;
+        for owner in 0..self.shared.shards() {
+            let topic = topic.to_owned();
+            removed += self
+                .on_shard(owner, move |owner: Rc<Shard>| async move {
+                    owner.offsets.borrow_mut().remove_topic(&topic);
+                    owner.store.delete_topic(&topic).await
+                })
+                .await??;
+        }
+        Ok(removed)
+    }
+
     /// Topics on which `group` has a committed offset, on any shard.
     pub async fn topics_with_offsets(
         self: &Rc<Self>,
