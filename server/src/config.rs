@@ -125,6 +125,10 @@ pub struct BrokerArgs {
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
     pub segment_size: Option<u64>,
+    /// Bytes of pull answers the broker holds at once, read but not yet written to their
+    /// sockets; a pull waits for room before it reads [default: a quarter of RAM].
+    #[arg(long, value_name = "BYTES")]
+    pub max_memory: Option<usize>,
     /// Most client connections the broker keeps open; above it a new connection is closed at
     /// once (logged at most every 10 s) [default: the process's open-file limit minus 256,
     /// so the embedded name server and the store always have descriptors left].
@@ -173,6 +177,8 @@ pub struct BrokerConfig {
     pub max_hold: Duration,
     /// Appends are refused above this fraction of the store's disk in use.
     pub disk_max_used_ratio: f64,
+    /// Bytes of pull answers held at once (read, not yet written): the memory budget.
+    pub max_memory_bytes: usize,
     /// Most client connections open at once (all shards together).
     pub max_connections: usize,
     /// A connection idle this long is closed (zero: never).
@@ -212,6 +218,7 @@ impl Default for BrokerConfig {
             shard_addressed: false,
             shard_port_step: 10,
             max_connections: default_max_connections(),
+            max_memory_bytes: crate::memory::default_budget_bytes(),
             idle_timeout: Duration::from_secs(120),
         }
     }
@@ -380,6 +387,9 @@ impl BrokerConfig {
         if args.shard_addressed {
             self.shard_addressed = true;
         }
+        if let Some(bytes) = args.max_memory {
+            self.max_memory_bytes = bytes;
+        }
         if let Some(max) = args.max_connections {
             self.max_connections = max;
         }
@@ -402,6 +412,12 @@ impl BrokerConfig {
             return Err(ConfigError::Invalid(format!(
                 "--shards must be between 1 and 255 (the shard id is the top byte of a physical offset), got {}",
                 self.shards
+            )));
+        }
+        if self.max_memory_bytes < 1 << 20 {
+            return Err(ConfigError::Invalid(format!(
+                "--max-memory must be at least 1 MiB (1048576), got {}",
+                self.max_memory_bytes
             )));
         }
         if self.max_connections == 0 {
@@ -487,7 +503,7 @@ impl BrokerConfig {
             "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
              flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
              max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}% \
-             shard-addressed={} max-connections={} idle-timeout={}s",
+             shard-addressed={} max-connections={} idle-timeout={}s max-memory={}B",
             self.cluster_name,
             self.broker_name,
             self.broker_id,
@@ -507,6 +523,7 @@ impl BrokerConfig {
             self.shard_addressed,
             self.max_connections,
             self.idle_timeout.as_secs(),
+            self.max_memory_bytes,
         );
         if !self.ignored_conf_keys.is_empty() {
             text.push_str(&format!(

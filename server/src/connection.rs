@@ -21,6 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -34,6 +35,7 @@ use ringmq_protocol::frame::{
 };
 use ringmq_protocol::header::SerializeType;
 
+use crate::memory::{BudgetPermit, MemoryBudget};
 use crate::notify::LocalNotify;
 
 /// Unanswered requests per connection before the reader pauses.
@@ -77,6 +79,9 @@ pub enum Response {
     Parts {
         header: RemotingCommand,
         body_parts: Vec<Bytes>,
+        /// The memory the body holds ([`crate::memory`]: the connection's and the broker's),
+        /// given back once written.
+        memory: Vec<BudgetPermit>,
     },
 }
 
@@ -89,6 +94,18 @@ pub struct Connection {
     serialize_type: Cell<SerializeType>,
     outbox: RefCell<VecDeque<Bytes>>,
     outbox_bytes: Cell<usize>,
+    /// Past this many queued response bytes the reader pauses and pulls wait.
+    outbox_limit_bytes: usize,
+    /// Bytes ever queued / ever written: a permit goes back once the bytes queued up to
+    /// and including its answer are written.
+    queued_total_bytes: Cell<u64>,
+    written_total_bytes: Cell<u64>,
+    /// Memory permits of queued answers, by the queued total that releases them.
+    permits: RefCell<VecDeque<(u64, Vec<BudgetPermit>)>>,
+    /// What this connection's answers may hold at once, read or queued: a pull takes its
+    /// share before it reads, so a client that does not read its answers gets no more read
+    /// for it, and cannot take the whole broker budget.
+    memory: Arc<MemoryBudget>,
     in_flight: Cell<usize>,
     in_flight_bytes: Cell<usize>,
     closed: Cell<bool>,
@@ -102,13 +119,18 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(peer: SocketAddr) -> Self {
+    fn new(peer: SocketAddr, outbox_limit_bytes: usize) -> Self {
         Connection {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             peer,
             serialize_type: Cell::new(SerializeType::Json),
             outbox: RefCell::new(VecDeque::new()),
             outbox_bytes: Cell::new(0),
+            outbox_limit_bytes,
+            queued_total_bytes: Cell::new(0),
+            written_total_bytes: Cell::new(0),
+            permits: RefCell::new(VecDeque::new()),
+            memory: MemoryBudget::new(outbox_limit_bytes),
             in_flight: Cell::new(0),
             in_flight_bytes: Cell::new(0),
             closed: Cell::new(false),
@@ -136,11 +158,17 @@ impl Connection {
         }
         let serialize_type = self.serialize_type.get();
         let mut prefix = BytesMut::new();
+        let mut memory = Vec::new();
         let encoded = match response {
             Response::Command(command) => {
                 encode_frame(&command, serialize_type, &mut prefix).map(|()| vec![prefix.freeze()])
             }
-            Response::Parts { header, body_parts } => {
+            Response::Parts {
+                header,
+                body_parts,
+                memory: permit,
+            } => {
+                memory = permit;
                 let body_len = body_parts.iter().map(Bytes::len).sum();
                 encode_frame_prefix(&header, body_len, serialize_type, &mut prefix).map(|()| {
                     let mut parts = Vec::with_capacity(body_parts.len() + 1);
@@ -155,9 +183,16 @@ impl Connection {
                 let mut outbox = self.outbox.borrow_mut();
                 for part in parts {
                     self.outbox_bytes.set(self.outbox_bytes.get() + part.len());
+                    self.queued_total_bytes
+                        .set(self.queued_total_bytes.get() + part.len() as u64);
                     outbox.push_back(part);
                 }
                 drop(outbox);
+                if !memory.is_empty() {
+                    self.permits
+                        .borrow_mut()
+                        .push_back((self.queued_total_bytes.get(), memory));
+                }
                 self.writer_wake.notify();
             }
             Err(error) => tracing::error!(connection = self.id, %error, "cannot encode response"),
@@ -167,7 +202,29 @@ impl Connection {
     fn is_backlogged(&self) -> bool {
         self.in_flight.get() >= MAX_IN_FLIGHT_REQUESTS
             || self.in_flight_bytes.get() >= MAX_IN_FLIGHT_BYTES
-            || self.outbox_bytes.get() >= MAX_OUTBOX_BYTES
+            || self.outbox_is_full()
+    }
+
+    fn outbox_is_full(&self) -> bool {
+        self.outbox_bytes.get() >= self.outbox_limit_bytes
+    }
+
+    /// The budget this connection's answers draw from (besides the broker's).
+    pub fn memory(&self) -> &Arc<MemoryBudget> {
+        &self.memory
+    }
+
+    /// `written` more bytes reached the socket: give back the memory of the answers now
+    /// written whole.
+    fn written(&self, written: usize) {
+        self.outbox_bytes
+            .set(self.outbox_bytes.get().saturating_sub(written));
+        let total = self.written_total_bytes.get() + written as u64;
+        self.written_total_bytes.set(total);
+        let mut permits = self.permits.borrow_mut();
+        while permits.front().is_some_and(|(mark, _)| *mark <= total) {
+            permits.pop_front();
+        }
     }
 
     /// Closes the connection from our side (e.g. a group member silent for too long): the
@@ -176,6 +233,7 @@ impl Connection {
         self.closed.set(true);
         self.outbox.borrow_mut().clear();
         self.outbox_bytes.set(0);
+        self.permits.borrow_mut().clear();
         self.writer_wake.notify();
         self.reader_wake.notify();
         self.close_wake.notify();
@@ -186,12 +244,28 @@ impl Connection {
 /// longer than the idle timeout are closed (RocketMQ closes a channel after 120 s without a
 /// read or a write; clients reconnect on their next request, and their heartbeats every 30 s
 /// keep a consumer's connection busy).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionTable {
     live: RefCell<HashMap<u64, Weak<Connection>>>,
+    /// Each connection's bound on queued answers.
+    outbox_limit_bytes: usize,
+}
+
+impl Default for ConnectionTable {
+    fn default() -> Self {
+        ConnectionTable::new(MAX_OUTBOX_BYTES)
+    }
 }
 
 impl ConnectionTable {
+    /// A table whose connections queue at most `outbox_limit_bytes` of answers each.
+    pub fn new(outbox_limit_bytes: usize) -> Self {
+        ConnectionTable {
+            live: RefCell::new(HashMap::new()),
+            outbox_limit_bytes,
+        }
+    }
+
     /// Connections open now.
     pub fn len(&self) -> usize {
         self.live.borrow().len()
@@ -247,7 +321,7 @@ pub async fn serve<S: Service>(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "set_nodelay failed");
     }
-    let connection = Rc::new(Connection::new(peer));
+    let connection = Rc::new(Connection::new(peer, table.outbox_limit_bytes));
     table
         .live
         .borrow_mut()
@@ -268,8 +342,8 @@ async fn read_loop<S: Service>(
     let limits = FrameLimits::default();
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
-        // Decode every complete frame already buffered.
-        loop {
+        // Decode the complete frames already buffered, while the connection has room.
+        while !connection.is_backlogged() {
             let (serialize_type, frame_bytes) = match peek_frame_prefix(&buffer, &limits) {
                 Ok(Some(prefix)) => (prefix.serialize_type, prefix.frame_bytes),
                 Ok(None) => break,
@@ -290,8 +364,14 @@ async fn read_loop<S: Service>(
                 }
             }
         }
-        while connection.is_backlogged() && !connection.is_closed() {
-            connection.reader_wake.notified().await;
+        if connection.is_backlogged() {
+            while connection.is_backlogged() && !connection.is_closed() {
+                connection.reader_wake.notified().await;
+            }
+            // Frames may be buffered already: decode them before reading more.
+            if !connection.is_closed() {
+                continue;
+            }
         }
         if connection.is_closed() {
             return;
@@ -372,9 +452,7 @@ async fn write_loop(mut stream: TcpStream, connection: Rc<Connection>) {
         let written: usize = batch.iter().map(Bytes::len).sum();
         let BufResult(result, _) = stream.write_vectored_all(batch).await;
         connection.touch();
-        connection
-            .outbox_bytes
-            .set(connection.outbox_bytes.get().saturating_sub(written));
+        connection.written(written);
         connection.reader_wake.notify();
         if let Err(error) = result {
             tracing::debug!(connection = connection.id, %error, "write failed; closing");

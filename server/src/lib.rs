@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod groups;
 pub mod listener;
+pub mod memory;
 pub mod namesrv;
 pub mod notify;
 pub mod placement;

@@ -6,6 +6,7 @@
 //! opaque: the stored records as they are, behind the response header.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use ringmq_engine::consumequeue::TagFilter;
 use ringmq_protocol::body::SubscriptionData;
@@ -72,6 +73,7 @@ pub async fn pull(
         filter,
         suspend_timeout_ms,
         connection_id: connection.id,
+        connection_memory: Arc::clone(connection.memory()),
         commit,
     };
     let outcome = shard.pull(query).await?;
@@ -157,6 +159,7 @@ fn compose(
         Response::Parts {
             header: response,
             body_parts: vec![outcome.body],
+            memory: outcome.memory,
         }
     } else {
         Response::Command(response)

@@ -39,6 +39,7 @@ use self::hop::InboxError;
 use self::long_poll::LongPoll;
 pub use self::shared::{BrokerShared, TopicsChanged};
 use crate::config::{BrokerConfig, FlushMode};
+use crate::memory::{BudgetPermit, MemoryBudget};
 use crate::placement::shard_for_queue;
 use crate::timer_wheel::WheelConfig;
 
@@ -104,6 +105,9 @@ pub struct PullQuery {
     /// shard caps the hold at `--max-hold` (RocketMQ: 15 s).
     pub suspend_timeout_ms: Option<i64>,
     pub connection_id: u64,
+    /// The asking connection's budget: the answer's bytes are taken from it and from the
+    /// broker's before the read (memory.rs).
+    pub connection_memory: Arc<MemoryBudget>,
     /// Store `(group, offset)` as the group's consumer offset first (FLAG_COMMIT_OFFSET).
     pub commit: Option<(String, i64)>,
 }
@@ -118,6 +122,9 @@ pub struct PullOutcome {
     pub messages: usize,
     /// The stored records, as they are in the CommitLog.
     pub body: Bytes,
+    /// The memory `body` holds (the connection's and the broker's): give it back (drop
+    /// it) once the body is written.
+    pub memory: Vec<BudgetPermit>,
 }
 
 /// A queue's bounds and, when asked, one group's committed offset on it.
@@ -297,6 +304,16 @@ impl Shard {
     }
 
     async fn read(&self, query: &PullQuery) -> Result<PullOutcome, ShardError> {
+        // Room for the answer first, the connection's then the broker's: at a budget the
+        // pull waits rather than the broker growing (memory.rs). An answer is at most the
+        // request's byte budget, or one whole message when its first is bigger.
+        let answer_bytes = usize::try_from(query.max_bytes)
+            .unwrap_or(usize::MAX)
+            .max(self.config().max_message_size_bytes);
+        let mut memory = vec![
+            query.connection_memory.acquire(answer_bytes).await,
+            self.shared.memory.acquire(answer_bytes).await,
+        ];
         let result = self
             .store
             .get_messages(
@@ -314,6 +331,12 @@ impl Shard {
             min_offset: result.min_offset,
             max_offset: result.max_offset,
             messages: result.messages.len(),
+            memory: {
+                for permit in &mut memory {
+                    permit.resize(result.data.len());
+                }
+                memory
+            },
             body: result.data,
         })
     }

@@ -13,6 +13,7 @@ use super::Shard;
 use crate::clock::ClockRef;
 use crate::config::BrokerConfig;
 use crate::groups::ConsumerGroups;
+use crate::memory::MemoryBudget;
 use crate::stats::BrokerStats;
 use crate::topics::Topics;
 
@@ -37,6 +38,8 @@ pub struct BrokerShared {
     /// Monotonic time for deadlines, wall time for what the protocol carries.
     pub clock: ClockRef,
     pub boot_timestamp_ms: i64,
+    /// The memory pull answers draw from (`config.max_memory_bytes`).
+    pub memory: Arc<MemoryBudget>,
     /// Client connections open on all shards (bounded by `config.max_connections`).
     open_connections: AtomicUsize,
     topics_changed: TopicsChanged,
@@ -62,6 +65,7 @@ impl BrokerShared {
         topics_changed: TopicsChanged,
     ) -> Self {
         BrokerShared {
+            memory: MemoryBudget::new(config.max_memory_bytes),
             config,
             broker_addr,
             shard_addrs,
@@ -123,6 +127,12 @@ impl BrokerShared {
     /// Client connections open now, on all shards.
     pub fn open_connections(&self) -> usize {
         self.open_connections.load(Ordering::Acquire)
+    }
+
+    /// Queued answers one connection may hold: 64 MiB, or an eighth of the memory budget
+    /// when that is smaller, so that a few clients that never read cannot take it all.
+    pub fn outbox_limit_bytes(&self) -> usize {
+        crate::connection::MAX_OUTBOX_BYTES.min(self.memory.capacity_bytes() / 8)
     }
 
     /// Shards of this broker.

@@ -228,7 +228,7 @@ async fn shard_main<S: Service>(
     })
     .detach();
     let service = service(Rc::clone(&shard));
-    let connections = Rc::new(ConnectionTable::default());
+    let connections = Rc::new(ConnectionTable::new(shared.outbox_limit_bytes()));
     compio::runtime::spawn(ConnectionTable::sweep_idle(
         Rc::downgrade(&connections),
         shared.config.idle_timeout,
