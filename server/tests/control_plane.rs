@@ -182,3 +182,48 @@ fn a_slave_refuses_to_start_until_replication_is_built() {
         "a refused slave must not serve"
     );
 }
+
+/// GET_TOPIC_CONFIG (351): the RocketMQ 5 admin (`examineTopicConfig`, and
+/// `examineConsumeStats` on the way, i.e. mqadmin consumerProgress) asks one topic's config;
+/// an unknown topic is TOPIC_NOT_EXIST.
+#[test]
+fn get_topic_config_answers_one_topics_config_and_topic_not_exist_for_an_unknown_one() {
+    let broker = Broker::start(&[]);
+    let mut admin = broker.connect();
+    let created = admin.call(request(
+        request_code::UPDATE_AND_CREATE_TOPIC,
+        &[
+            ("topic", "ConfigTopic"),
+            ("defaultTopic", "TBW102"),
+            ("readQueueNums", "3"),
+            ("writeQueueNums", "2"),
+            ("perm", "6"),
+            ("topicFilterType", "SINGLE_TAG"),
+            ("order", "false"),
+        ],
+    ));
+    assert_eq!(created.code, response_code::SUCCESS, "{:?}", created.remark);
+
+    let response = admin.call(request(
+        request_code::GET_TOPIC_CONFIG,
+        &[("topic", "ConfigTopic"), ("lo", "true")],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["topicName"], "ConfigTopic");
+    assert_eq!(body["readQueueNums"], 3);
+    assert_eq!(body["writeQueueNums"], 2);
+    assert_eq!(body["perm"], 6);
+    assert_eq!(body["topicFilterType"], "SINGLE_TAG");
+
+    let missing = admin.call(request(
+        request_code::GET_TOPIC_CONFIG,
+        &[("topic", "NoSuchTopic")],
+    ));
+    assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
+}
