@@ -227,3 +227,54 @@ fn get_topic_config_answers_one_topics_config_and_topic_not_exist_for_an_unknown
     ));
     assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
 }
+
+/// GET_TOPIC_STATS_INFO (202, mqadmin topicStatus): per write queue its min and max offsets
+/// and the store time of its last message, keyed by MessageQueue objects as fastjson writes
+/// them; an unknown topic is TOPIC_NOT_EXIST.
+#[test]
+fn get_topic_stats_info_answers_each_queues_offsets_and_last_store_time() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for body in ["a", "b", "c"] {
+        send(&mut client, "StatsTopic", 1, body);
+    }
+    let response = client.call(request(
+        request_code::GET_TOPIC_STATS_INFO,
+        &[("topic", "StatsTopic")],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let text = String::from_utf8(response.body.to_vec()).unwrap();
+    assert!(text.starts_with("{\"offsetTable\":{{"), "{text}");
+    let stats =
+        <ringmq_protocol::body::TopicStatsTable as ringmq_protocol::body::JsonBody>::decode(
+            &response.body,
+        )
+        .unwrap();
+    assert_eq!(stats.offset_table.len(), 4, "{text}");
+    for (queue, offsets) in &stats.offset_table {
+        assert_eq!(queue.topic, "StatsTopic");
+        assert_eq!(offsets.min_offset, 0);
+        if queue.queue_id == 1 {
+            assert_eq!(offsets.max_offset, 3);
+            assert!(offsets.last_update_timestamp >= before, "{offsets:?}");
+        } else {
+            assert_eq!(offsets.max_offset, 0);
+            assert_eq!(offsets.last_update_timestamp, 0);
+        }
+    }
+
+    let missing = client.call(request(
+        request_code::GET_TOPIC_STATS_INFO,
+        &[("topic", "NoSuchTopic")],
+    ));
+    assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
+}
