@@ -71,7 +71,9 @@ impl Service for Router {
             request_code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, &request).await,
             request_code::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, &request),
             request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request),
+            request_code::GET_TOPIC_CONFIG => admin::topic_config(shard, &request),
             request_code::GET_CONSUME_STATS => stats::consume_stats(shard, &request).await,
+            request_code::GET_TOPIC_STATS_INFO => stats::topic_stats(shard, &request).await,
             _ => Ok(not_supported(&request)),
         };
         let response = answer.unwrap_or_else(|refused| refused.to_response(&request));

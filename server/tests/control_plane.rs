@@ -273,3 +273,99 @@ fn a_slave_refuses_to_start_until_replication_is_built() {
         "a refused slave must not serve"
     );
 }
+
+/// GET_TOPIC_CONFIG (351): the RocketMQ 5 admin (`examineTopicConfig`, and
+/// `examineConsumeStats` on the way, i.e. mqadmin consumerProgress) asks one topic's config;
+/// an unknown topic is TOPIC_NOT_EXIST.
+#[test]
+fn get_topic_config_answers_one_topics_config_and_topic_not_exist_for_an_unknown_one() {
+    let broker = Broker::start(&[]);
+    let mut admin = broker.connect();
+    let created = admin.call(request(
+        request_code::UPDATE_AND_CREATE_TOPIC,
+        &[
+            ("topic", "ConfigTopic"),
+            ("defaultTopic", "TBW102"),
+            ("readQueueNums", "3"),
+            ("writeQueueNums", "2"),
+            ("perm", "6"),
+            ("topicFilterType", "SINGLE_TAG"),
+            ("order", "false"),
+        ],
+    ));
+    assert_eq!(created.code, response_code::SUCCESS, "{:?}", created.remark);
+
+    let response = admin.call(request(
+        request_code::GET_TOPIC_CONFIG,
+        &[("topic", "ConfigTopic"), ("lo", "true")],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["topicName"], "ConfigTopic");
+    assert_eq!(body["readQueueNums"], 3);
+    assert_eq!(body["writeQueueNums"], 2);
+    assert_eq!(body["perm"], 6);
+    assert_eq!(body["topicFilterType"], "SINGLE_TAG");
+
+    let missing = admin.call(request(
+        request_code::GET_TOPIC_CONFIG,
+        &[("topic", "NoSuchTopic")],
+    ));
+    assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
+}
+
+/// GET_TOPIC_STATS_INFO (202, mqadmin topicStatus): per write queue its min and max offsets
+/// and the store time of its last message, keyed by MessageQueue objects as fastjson writes
+/// them; an unknown topic is TOPIC_NOT_EXIST.
+#[test]
+fn get_topic_stats_info_answers_each_queues_offsets_and_last_store_time() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for body in ["a", "b", "c"] {
+        send(&mut client, "StatsTopic", 1, body);
+    }
+    let response = client.call(request(
+        request_code::GET_TOPIC_STATS_INFO,
+        &[("topic", "StatsTopic")],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+    let text = String::from_utf8(response.body.to_vec()).unwrap();
+    assert!(text.starts_with("{\"offsetTable\":{{"), "{text}");
+    let stats =
+        <ringmq_protocol::body::TopicStatsTable as ringmq_protocol::body::JsonBody>::decode(
+            &response.body,
+        )
+        .unwrap();
+    assert_eq!(stats.offset_table.len(), 4, "{text}");
+    for (queue, offsets) in &stats.offset_table {
+        assert_eq!(queue.topic, "StatsTopic");
+        assert_eq!(offsets.min_offset, 0);
+        if queue.queue_id == 1 {
+            assert_eq!(offsets.max_offset, 3);
+            assert!(offsets.last_update_timestamp >= before, "{offsets:?}");
+        } else {
+            assert_eq!(offsets.max_offset, 0);
+            assert_eq!(offsets.last_update_timestamp, 0);
+        }
+    }
+
+    let missing = client.call(request(
+        request_code::GET_TOPIC_STATS_INFO,
+        &[("topic", "NoSuchTopic")],
+    ));
+    assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
+}

@@ -232,6 +232,17 @@ impl Store {
         self.inner.earliest_msg_store_time(topic, queue_id).await
     }
 
+    /// The store time of the queue's message at `offset` (RocketMQ's
+    /// `getMessageStoreTimeStamp`), −1 if there is none.
+    pub async fn msg_store_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<i64, StoreError> {
+        self.inner.msg_store_time(topic, queue_id, offset).await
+    }
+
     /// The stored bytes of the record at `physical_offset` (VIEW_MESSAGE_BY_ID).
     pub async fn read_record_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
         self.inner.read_record_at(physical_offset).await

@@ -1,6 +1,7 @@
 //! Store-time lookups of a shard's store: SEARCH_OFFSET_BY_TIMESTAMP (a bisection over a
 //! ConsumeQueue, [`crate::consumequeue::ConsumeQueue::search_by_timestamp`], reading each
-//! probed record's STORETIMESTAMP from the CommitLog) and GET_EARLIEST_MSG_STORETIME.
+//! probed record's STORETIMESTAMP from the CommitLog), GET_EARLIEST_MSG_STORETIME and the
+//! store time of the message at an offset (GET_TOPIC_STATS_INFO's last update).
 //!
 //! **Invariants.** Only dispatched records are probed (bytes below `dispatched_end`); a
 //! record header too short to hold STORETIMESTAMP is [`StoreError::Corrupt`], not a panic
@@ -51,9 +52,23 @@ impl Inner {
         let Some(slot) = self.queues.existing(topic, queue_id) else {
             return Ok(-1);
         };
+        self.msg_store_time(topic, queue_id, slot.min_offset.get())
+            .await
+    }
+
+    /// See [`crate::store::Store::msg_store_time`].
+    pub(super) async fn msg_store_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<i64, StoreError> {
+        let Some(slot) = self.queues.existing(topic, queue_id) else {
+            return Ok(-1);
+        };
         let read = {
             let cq = slot.cq.lock().await;
-            cq.entry_at(slot.min_offset.get())
+            cq.entry_at(offset)
         };
         match read.await.map_err(|e| slot.error(e))? {
             Some(entry) => self.store_timestamp_at(entry).await,

@@ -35,7 +35,7 @@ pub use offsets::{
     DelayOffsetSerializeWrapper, OffsetSerializeWrapper,
 };
 pub use route::{BrokerData, ClusterInfo, QueueData, TopicList, TopicRouteData, MASTER_ID};
-pub use stats::{ConsumeStats, KvTable, OffsetWrapper};
+pub use stats::{ConsumeStats, KvTable, OffsetWrapper, TopicOffset, TopicStatsTable};
 pub use subscription_group::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 pub use topic::{
     CompressedBodyError, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,

@@ -1,5 +1,5 @@
-//! Admin statistics bodies: `KVTable` (GET_BROKER_RUNTIME_INFO 28) and
-//! `ConsumeStats` (GET_CONSUME_STATS 208).
+//! Admin statistics bodies: `KVTable` (GET_BROKER_RUNTIME_INFO 28),
+//! `ConsumeStats` (GET_CONSUME_STATS 208) and `TopicStatsTable` (GET_TOPIC_STATS_INFO 202).
 //!
 //! `ConsumeStats.offsetTable` is a Java `Map<MessageQueue, OffsetWrapper>`,
 //! which fastjson writes with **object keys**; `mqadmin` reads only that form,
@@ -86,6 +86,49 @@ impl JsonBody for ConsumeStats {
         serde_json::to_writer(&mut out, &tps).map_err(encode_err)?;
         out.extend_from_slice(b",\"offsetTable\":");
         write_object_keyed_map(&mut out, &self.offset_table).map_err(encode_err)?;
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// Offsets of one queue of a topic (Java `TopicOffset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TopicOffset {
+    /// The queue's min offset.
+    pub min_offset: i64,
+    /// The queue's max offset.
+    pub max_offset: i64,
+    /// Store time (ms) of the message at `max_offset - 1`, 0 if the queue is empty.
+    pub last_update_timestamp: i64,
+}
+
+/// Per queue offsets of a topic on one broker (Java `TopicStatsTable`, mqadmin topicStatus).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TopicStatsTable {
+    /// Per queue offsets; keys are written as JSON objects.
+    pub offset_table: BTreeMap<MessageQueue, TopicOffset>,
+}
+
+impl JsonBody for TopicStatsTable {
+    const NAME: &'static str = "TopicStatsTable";
+
+    /// Reads the object-keyed form (and anything else fastjson reads).
+    fn decode(bytes: &[u8]) -> Result<Self, BodyError> {
+        decode_lenient(Self::NAME, bytes)
+    }
+
+    /// `{"offsetTable":{{"topic":…,"brokerName":…,"queueId":0}:{"minOffset":…},…}}`.
+    fn encode(&self) -> Result<Vec<u8>, BodyError> {
+        let mut out = Vec::with_capacity(32 + self.offset_table.len() * 128);
+        out.extend_from_slice(b"{\"offsetTable\":");
+        write_object_keyed_map(&mut out, &self.offset_table).map_err(|source| {
+            BodyError::Encode {
+                body: Self::NAME,
+                source,
+            }
+        })?;
         out.push(b'}');
         Ok(out)
     }

@@ -1,6 +1,7 @@
 //! Admin headers used by mqadmin and the ringmq CLI (protocol.md §2.15):
 //! UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215) / DELETE_TOPIC_IN_NAMESRV (216),
-//! GET_CONSUME_STATS (208), GET_ALL_TOPIC_CONFIG (21) and INVOKE_BROKER_TO_RESET_OFFSET (222).
+//! GET_CONSUME_STATS (208), GET_ALL_TOPIC_CONFIG (21), INVOKE_BROKER_TO_RESET_OFFSET (222),
+//! GET_TOPIC_CONFIG (351) and GET_TOPIC_STATS_INFO (202).
 //! GET_CONSUMER_CONNECTION_LIST (203) carries only `consumerGroup`; see
 //! [`GetConsumerConnectionListRequestHeader`](super::GetConsumerConnectionListRequestHeader).
 
@@ -104,6 +105,27 @@ impl CommandHeader for DeleteTopicRequestHeader {
     fn write_ext(&self, ext: &mut ExtFields) {
         put(ext, "topic", &self.topic);
         put_opt(ext, "clusterName", self.cluster_name.as_ref());
+    }
+}
+
+/// GET_TOPIC_CONFIG (351, `GetTopicConfigRequestHeader`) and GET_TOPIC_STATS_INFO (202,
+/// `GetTopicStatsInfoRequestHeader`) requests: one topic. GET_TOPIC_CONFIG's `lo` (add the
+/// static-topic queue mapping) is not read: ringmq has no static topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRequestHeader {
+    /// `topic`.
+    pub topic: String,
+}
+
+impl CommandHeader for TopicRequestHeader {
+    fn from_ext(ext: &ExtFields) -> Result<Self, HeaderError> {
+        Ok(Self {
+            topic: required_str(ext, "topic")?,
+        })
+    }
+
+    fn write_ext(&self, ext: &mut ExtFields) {
+        put(ext, "topic", &self.topic);
     }
 }
 

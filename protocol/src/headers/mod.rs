@@ -22,7 +22,7 @@ mod send;
 
 pub use admin::{
     CreateTopicRequestHeader, DeleteTopicRequestHeader, GetAllTopicConfigResponseHeader,
-    GetConsumeStatsRequestHeader, ResetOffsetRequestHeader,
+    GetConsumeStatsRequestHeader, ResetOffsetRequestHeader, TopicRequestHeader,
 };
 pub use client::{
     ConsumerGroupRequestHeader, GetConsumerConnectionListRequestHeader,

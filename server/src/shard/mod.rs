@@ -435,6 +435,22 @@ impl Shard {
         .map_err(ShardError::from)
     }
 
+    /// Store time of the queue's message at `offset`, −1 if there is none.
+    pub async fn msg_store_time(
+        self: &Rc<Self>,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<i64, ShardError> {
+        let owner = self.owner_of(topic, queue_id);
+        let topic = topic.to_owned();
+        self.on_shard(owner, move |owner: Rc<Shard>| async move {
+            owner.store.msg_store_time(&topic, queue_id, offset).await
+        })
+        .await?
+        .map_err(ShardError::from)
+    }
+
     /// The stored bytes of the record at `physical_offset`, read on the shard whose log
     /// holds it (the offset's top byte names it).
     pub async fn read_record(self: &Rc<Self>, physical_offset: i64) -> Result<Bytes, ShardError> {

@@ -1,0 +1,30 @@
+package org.ringmq.compat;
+
+import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
+import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
+
+/**
+ * A clustering push consumer in a JVM of its own, for the test that kills a member with
+ * SIGKILL. Arguments: namesrv topic group. Prints "started" and then one "queues N" line
+ * per second with the number of queues it holds.
+ */
+public final class MemberMain {
+    private MemberMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        DefaultMQPushConsumer consumer = Clients.pushConsumer(args[0], args[2]);
+        consumer.subscribe(args[1], "*");
+        consumer.registerMessageListener((org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently)
+            (msgs, ctx) -> ConsumeConcurrentlyStatus.CONSUME_SUCCESS);
+        consumer.start();
+        System.out.println("started");
+        while (true) {
+            long held = consumer.getDefaultMQPushConsumerImpl().getRebalanceImpl().getProcessQueueTable().keySet()
+                .stream().filter(mq -> mq.getTopic().equals(args[1])).count();
+            System.out.println("queues " + held);
+            System.out.flush();
+            Thread.sleep(200);
+        }
+    }
+}

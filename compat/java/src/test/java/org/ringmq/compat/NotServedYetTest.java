@@ -1,0 +1,162 @@
+package org.ringmq.compat;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
+import org.apache.rocketmq.client.consumer.MessageSelector;
+import org.apache.rocketmq.client.consumer.listener.ConsumeOrderlyStatus;
+import org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly;
+import org.apache.rocketmq.client.exception.MQClientException;
+import org.apache.rocketmq.client.producer.DefaultMQProducer;
+import org.apache.rocketmq.client.producer.LocalTransactionState;
+import org.apache.rocketmq.client.producer.SendResult;
+import org.apache.rocketmq.client.producer.SendStatus;
+import org.apache.rocketmq.client.producer.TransactionListener;
+import org.apache.rocketmq.client.producer.TransactionMQProducer;
+import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
+import org.apache.rocketmq.common.message.Message;
+import org.apache.rocketmq.common.message.MessageExt;
+import org.apache.rocketmq.common.message.MessageQueue;
+import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What ringmq does not serve yet. Each test asserts the CURRENT behaviour (a clear error or a
+ * documented difference, always within a bound) so that a change shows up here; when the
+ * feature lands, the test is rewritten to assert Apache's behaviour.
+ */
+class NotServedYetTest extends BrokerTest {
+    private static DefaultMQProducer producer;
+
+    @BeforeAll
+    static void startProducer() throws Exception {
+        producer = Clients.producer(namesrv());
+    }
+
+    @AfterAll
+    static void stopProducer() {
+        if (producer != null) {
+            producer.shutdown();
+        }
+    }
+
+    /** LOCK_BATCH_MQ is not served: the orderly consumer never locks a queue and consumes nothing. */
+    @Test
+    void notYetOrderlyListenerLockBatchMqRefused() throws Exception {
+        String topic = Clients.unique("orderly");
+        producer.send(new Message(topic, "o".getBytes(StandardCharsets.UTF_8)));
+        List<MessageExt> got = new CopyOnWriteArrayList<>();
+        DefaultMQPushConsumer c = Clients.pushConsumer(namesrv(), Clients.unique("gorderly"));
+        c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerOrderly) (msgs, ctx) -> {
+            got.addAll(msgs);
+            return ConsumeOrderlyStatus.SUCCESS;
+        });
+        c.start();
+        try {
+            var rebalance = c.getDefaultMQPushConsumerImpl().getRebalanceImpl();
+            MessageQueue mq = new MessageQueue(topic, broker.brokerName, 0);
+            assertFalse(rebalance.lock(mq), "LOCK_BATCH_MQ answered REQUEST_CODE_NOT_SUPPORTED: no lock");
+            Thread.sleep(3000);
+            // the orderly rebalance adds a queue only once it is locked: none is
+            assertTrue(rebalance.getProcessQueueTable().keySet().stream().noneMatch(q -> q.getTopic().equals(topic)),
+                rebalance.getProcessQueueTable().keySet().toString());
+            assertEquals(0, got.size(), "nothing consumed without the queue lock");
+        } finally {
+            c.shutdown();
+        }
+    }
+
+    /** Delay levels are not applied: a message with delayTimeLevel 3 (10 s) is delivered at once. */
+    @Test
+    void notYetDelayLevelDeliveredImmediately() throws Exception {
+        String topic = Clients.unique("delay");
+        Message m = new Message(topic, "later".getBytes(StandardCharsets.UTF_8));
+        m.setDelayTimeLevel(3);
+        long sentAt = System.currentTimeMillis();
+        assertEquals(SendStatus.SEND_OK, producer.send(m).getSendStatus());
+        List<MessageExt> read = Clients.readAll(namesrv(), topic, 1, Duration.ofSeconds(5));
+        assertEquals(1, read.size(), "readable at once (Apache: after 10 s, through SCHEDULE_TOPIC_XXXX)");
+        assertTrue(System.currentTimeMillis() - sentAt < 5000);
+    }
+
+    /**
+     * Transactions: the half (prepared) message is stored and kept out of the ConsumeQueue as
+     * in Apache, but END_TRANSACTION is not served: a COMMIT never makes it readable.
+     */
+    @Test
+    void notYetTransactionCommitNeverDelivered() throws Exception {
+        String topic = Clients.unique("tx");
+        producer.send(new Message(topic, "warm".getBytes(StandardCharsets.UTF_8)));
+        TransactionMQProducer tx = new TransactionMQProducer(Clients.unique("gtx"));
+        tx.setNamesrvAddr(namesrv());
+        tx.setInstanceName(Clients.unique("tx"));
+        tx.setVipChannelEnabled(false);
+        tx.setTransactionListener(new TransactionListener() {
+            @Override
+            public LocalTransactionState executeLocalTransaction(Message msg, Object arg) {
+                return LocalTransactionState.COMMIT_MESSAGE;
+            }
+
+            @Override
+            public LocalTransactionState checkLocalTransaction(MessageExt msg) {
+                return LocalTransactionState.COMMIT_MESSAGE;
+            }
+        });
+        tx.start();
+        try {
+            SendResult r = tx.sendMessageInTransaction(new Message(topic, "half".getBytes(StandardCharsets.UTF_8)), null);
+            assertEquals(SendStatus.SEND_OK, r.getSendStatus());
+            List<MessageExt> read = Clients.readAll(namesrv(), topic, 2, Duration.ofSeconds(3));
+            assertEquals(java.util.Set.of("warm"), Clients.bodies(read),
+                "the committed half message is not delivered (Apache: delivered after COMMIT)");
+        } finally {
+            tx.shutdown();
+        }
+    }
+
+    /** SQL92 filters: CHECK_CLIENT_CONFIG is not served, so the consumer refuses to start. */
+    @Test
+    void notYetSql92FilterRefusedAtStart() throws Exception {
+        String topic = Clients.unique("sql");
+        producer.send(new Message(topic, "warm".getBytes(StandardCharsets.UTF_8)));
+        DefaultMQPushConsumer c = Clients.pushConsumer(namesrv(), Clients.unique("gsql"));
+        c.subscribe(topic, MessageSelector.bySql("a > 5"));
+        c.registerMessageListener(new Collector().listener());
+        try {
+            MQClientException e = assertThrows(MQClientException.class, c::start);
+            assertTrue(String.valueOf(e.getMessage()).contains("not supported")
+                || String.valueOf(e.getCause()).contains("not supported"), e.toString());
+        } finally {
+            c.shutdown();
+        }
+    }
+
+    /** QUERY_MESSAGE is not served: query by key (and mqadmin queryMsgByKey / queryMsgByUniqueKey) fails. */
+    @Test
+    void notYetQueryMessageByKeyRefused() throws Exception {
+        String topic = Clients.unique("bykey");
+        producer.send(new Message(topic, "T", "the-key", "k".getBytes(StandardCharsets.UTF_8)));
+        DefaultMQAdminExt admin = Clients.admin(namesrv());
+        try {
+            long start = System.nanoTime();
+            Exception e = assertThrows(Exception.class,
+                () -> admin.queryMessage(topic, "the-key", 32, 0, Long.MAX_VALUE));
+            assertTrue(System.nanoTime() - start < Duration.ofSeconds(15).toNanos(), "bounded");
+            assertTrue(e instanceof MQClientException, e.toString());
+        } finally {
+            admin.shutdown();
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package org.ringmq.compat;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
+
+/**
+ * One {@code ringmq-server} process on port 0 with a temporary store and its embedded name
+ * server. Started from the binary named by the system property {@code ringmq.server}; reads
+ * the two {@code listening ...} lines from its stdout, then waits (bounded) until the name
+ * server serves the broker in its cluster list. {@link #close()} kills it and removes the store.
+ */
+public final class RingmqBroker implements AutoCloseable {
+    public final String namesrv;
+    public final String brokerAddr;
+    public final String brokerName;
+    public final String clusterName;
+    private final Process process;
+    private final Path store;
+
+    private RingmqBroker(Process process, Path store, String namesrv, String brokerAddr,
+                         String brokerName, String clusterName) {
+        this.process = process;
+        this.store = store;
+        this.namesrv = namesrv;
+        this.brokerAddr = brokerAddr;
+        this.brokerName = brokerName;
+        this.clusterName = clusterName;
+    }
+
+    public static RingmqBroker start() throws Exception {
+        String binary = System.getProperty("ringmq.server");
+        if (binary == null || !new File(binary).canExecute()) {
+            throw new IllegalStateException("system property ringmq.server must name the "
+                + "ringmq-server binary (cargo build -p ringmq-server); got " + binary);
+        }
+        Path store = Files.createTempDirectory("ringmq-java-compat");
+        ProcessBuilder builder = new ProcessBuilder(binary,
+            "--listen", "127.0.0.1:0", "--namesrv-listen", "127.0.0.1:0",
+            "--store", store.toString(), "--segment-size", "16777216");
+        builder.redirectError(store.resolve("broker.stderr").toFile());
+        Process process = builder.start();
+        try {
+            BufferedReader out = new BufferedReader(
+                new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+            CompletableFuture<String[]> addrs = CompletableFuture.supplyAsync(() -> {
+                String namesrv = null;
+                String broker = null;
+                try {
+                    String line;
+                    while ((namesrv == null || broker == null) && (line = out.readLine()) != null) {
+                        if (line.startsWith("listening namesrv ")) {
+                            namesrv = line.substring("listening namesrv ".length()).trim();
+                        } else if (line.startsWith("listening broker ")) {
+                            broker = line.substring("listening broker ".length()).trim();
+                        }
+                    }
+                } catch (IOException e) {
+                    throw new RuntimeException(e);
+                }
+                return new String[] {namesrv, broker};
+            });
+            String[] pair = addrs.get(30, TimeUnit.SECONDS);
+            if (pair[0] == null || pair[1] == null) {
+                throw new IllegalStateException("ringmq-server exited before printing its addresses: "
+                    + Files.readString(store.resolve("broker.stderr")));
+            }
+            // Keep draining stdout so the broker never blocks on a full pipe.
+            Thread drain = new Thread(() -> {
+                try {
+                    while (out.readLine() != null) {
+                        // discard
+                    }
+                } catch (IOException ignored) {
+                    // broker gone
+                }
+            }, "ringmq-stdout");
+            drain.setDaemon(true);
+            drain.start();
+
+            String[] names = awaitRegistration(pair[0]);
+            return new RingmqBroker(process, store, pair[0], pair[1], names[0], names[1]);
+        } catch (Exception e) {
+            process.destroyForcibly();
+            throw e;
+        }
+    }
+
+    /** Polls the name server's cluster list until the broker is in it (at most 20 s). */
+    private static String[] awaitRegistration(String namesrv) throws Exception {
+        DefaultMQAdminExt admin = Clients.admin(namesrv);
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            Exception last = null;
+            while (System.nanoTime() < deadline) {
+                try {
+                    var info = admin.examineBrokerClusterInfo();
+                    for (var cluster : info.getClusterAddrTable().entrySet()) {
+                        for (String name : cluster.getValue()) {
+                            return new String[] {name, cluster.getKey()};
+                        }
+                    }
+                } catch (Exception e) {
+                    last = e;
+                }
+                Thread.sleep(100);
+            }
+            throw new IllegalStateException("the broker never appeared in the cluster list", last);
+        } finally {
+            admin.shutdown();
+        }
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    @Override
+    public void close() throws Exception {
+        process.destroyForcibly();
+        process.waitFor(10, TimeUnit.SECONDS);
+        try (Stream<Path> walk = Files.walk(store)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+}
