@@ -13,6 +13,8 @@
 #   --duration S      measured seconds per step (default 10)
 #   --warmup S        warm-up seconds per step, not reported (default 3)
 #   --e2e-rate N      messages/s of the e2e step, the same for every broker (default 5000)
+#   --life-warmup S   unreported produce+consume load at the start of every life, so that a
+#                     JIT-compiled broker is measured warm (default 10; 0 = none)
 #   --out DIR         where everything goes (default bench-results/compare-<UTC time>)
 #
 # One broker life = start on a fresh store, run the steps, read its peak RSS, stop. Steps:
@@ -27,7 +29,9 @@
 # bench/peers/rtinfo.py), both read right before the bench starts and right after it exits, so
 # both cover the same span, warm-up included. A broker that does not answer that request gets
 # its messages from the bench's JSON scaled by (warmup+duration)/duration, marked "~".
-# Peak RSS = VmHWM of the broker process (/proc/PID/status) at the end of the life.
+# Peak RSS = VmHWM of the broker process (/proc/PID/status) at the end of the life; beside it
+# RssAnon (heap and other private memory) at that moment: VmHWM also counts the pages of
+# mapped store files, which the kernel may drop at any time.
 #
 # Peers: bench/peers/apache-rocketmq.sh (Maven Central) and bench/peers/rocketmq-rust.sh
 # (crates.io) fetch or build into PEERS_CACHE (default ~/.cache/ringmq-peers) on first use;
@@ -40,7 +44,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 BENCH=${BENCH:-$root/target/release/ringmq-bench}
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
     echo "compare.sh: $*" >&2
     echo "try: bench/compare.sh --help" >&2
@@ -54,6 +58,7 @@ rounds=2
 duration=10
 warmup=3
 rate=5000
+life_warmup=10
 out=""
 report_only=""
 while [ $# -gt 0 ]; do
@@ -66,6 +71,7 @@ while [ $# -gt 0 ]; do
     --duration) posint "$1" "${2:-}"; duration=$2; shift 2 ;;
     --warmup) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--warmup needs an integer"; warmup=$2; shift 2 ;;
     --e2e-rate) posint "$1" "${2:-}"; rate=$2; shift 2 ;;
+    --life-warmup) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--life-warmup needs an integer"; life_warmup=$2; shift 2 ;;
     --out) out=${2:-}; [ -n "$out" ] || die "--out needs a directory"; shift 2 ;;
     *) die "unknown argument: $1" ;;
     esac
@@ -117,7 +123,7 @@ done
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "host: $(nproc) cpus, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-    echo "command: bench/compare.sh --brokers $brokers --flush $flushes --rounds $rounds --duration $duration --warmup $warmup --e2e-rate $rate"
+    echo "command: bench/compare.sh --brokers $brokers --flush $flushes --rounds $rounds --duration $duration --warmup $warmup --e2e-rate $rate --life-warmup $life_warmup"
 } >"$out/meta.txt"
 
 cpu_of() { # sum of utime+stime ticks of the given pids
@@ -193,6 +199,10 @@ life() { # round broker flush
             >>"$steps_file"
         echo "  $(tail -n 1 "$steps_file" | jq -r '"\(.step): \(.msgs_per_sec // "-" | tostring) msgs/s, cpu \(.cpu_us_per_msg // "-" | tostring) us/msg (\(.count_source)), errors \(.errors // "-" | tostring), exit \(.exit)"')" >&2
     }
+    if [ "$life_warmup" -gt 0 ]; then # not reported (report.py skips step "warm")
+        step warm put e2e --topic "CmpW$tag" --size 1024 --producers 2 --inflight 128 \
+            --rate "$rate" --warmup 0 --duration "$life_warmup"
+    fi
     local base=(--size 1024 --warmup "$warmup" --duration "$duration")
     step produce put produce --topic "CmpP$tag" "${base[@]}" --producers 2 --inflight 128
     step batch put produce --topic "CmpB$tag" "${base[@]}" --producers 2 --inflight 32 --batch 16
@@ -205,12 +215,15 @@ life() { # round broker flush
     for p in $PIDS; do
         hwm+=("$(awk '/^VmHWM/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)")
     done
-    local bhwm
-    bhwm=$(awk '/^VmHWM/{print $2}' "/proc/$BROKER_PID/status" 2>/dev/null || echo 0)
+    local st=/proc/$BROKER_PID/status bhwm anon file
+    bhwm=$(awk '/^VmHWM/{print $2}' "$st" 2>/dev/null || echo 0)
+    anon=$(awk '/^RssAnon/{print $2}' "$st" 2>/dev/null || echo 0)
+    file=$(awk '/^RssFile/{print $2}' "$st" 2>/dev/null || echo 0)
     jq -nc --argjson round "$round" --arg broker "$broker" --arg flush "$flush" --arg version "$VERSION" \
-        --argjson bhwm "${bhwm:-0}" --arg all "${hwm[*]}" \
+        --argjson bhwm "${bhwm:-0}" --argjson anon "${anon:-0}" --argjson file "${file:-0}" --arg all "${hwm[*]}" \
         '{kind: "life", round: $round, broker: $broker, version: $version, flush: $flush,
-          broker_vmhwm_kib: $bhwm, all_vmhwm_kib: ($all | split(" ") | map(tonumber))}' >>"$steps_file"
+          broker_vmhwm_kib: $bhwm, broker_rss_anon_kib: $anon, broker_rss_file_kib: $file,
+          all_vmhwm_kib: ($all | split(" ") | map(tonumber))}' >>"$steps_file"
     "$script" stop "$dir" 2>>"$dir/start.log" || true
 }
 

@@ -8,7 +8,9 @@
 # fetch  writes a small pom (rocketmq-namesrv + rocketmq-broker) under $PEERS_CACHE/apache and
 #        runs `mvn dependency:copy-dependencies` into $PEERS_CACHE/apache/<version>/lib. It tries
 #        the versions in $ROCKETMQ_VERSIONS (newest first) and keeps the first that resolves;
-#        $PEERS_CACHE/apache/current names it. Nothing fetched goes into the repository:
+#        $PEERS_CACHE/apache/current names it (later fetches reuse it; ROCKETMQ_REFETCH=1
+#        tries the list again). 5.5.1 did not resolve on 2026-12-07: Central had no
+#        rocketmq-namesrv, -client, -srvutil, -filter, -auth 5.5.1 jars; 5.5.0 did. Nothing fetched goes into the repository:
 #        PEERS_CACHE defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/ringmq-peers.
 # start  makes RUN_DIR (home, conf, logs, a fresh store), writes namesrv.conf and broker.conf,
 #        starts the name server and the broker in the background, waits until the broker has
@@ -86,6 +88,11 @@ EOF
 
 cmd_fetch() {
     local v
+    if [ -f "$PEERS_CACHE/apache/current" ] && [ -z "${ROCKETMQ_REFETCH:-}" ]; then
+        v=$(cat "$PEERS_CACHE/apache/current")
+        echo "apache rocketmq $v: $PEERS_CACHE/apache/$v/lib (ROCKETMQ_REFETCH=1 tries newer again)"
+        return 0
+    fi
     for v in $ROCKETMQ_VERSIONS; do
         if fetch_version "$v"; then
             echo "$v" >"$PEERS_CACHE/apache/current"

@@ -63,7 +63,7 @@ def lives(rows):
             out[key] = {"steps": {}, "life": None, "failed": None}
             order.append(key)
         kind = r.get("kind")
-        if kind == "step":
+        if kind == "step" and r.get("step") != "warm":  # the unreported life warm-up
             out[key]["steps"][r["step"]] = r
         elif kind == "life":
             out[key]["life"] = r
@@ -116,7 +116,7 @@ def table(order, data, flush):
     ]
     if has_consume:
         head += ["consume msgs/s", "CPU µs/msg"]
-    head += ["peak RSS MiB", "errors"]
+    head += ["peak RSS MiB", "RSS anon MiB", "errors"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in keys:
         d = data[k]
@@ -139,7 +139,8 @@ def table(order, data, flush):
         ]
         if has_consume:
             cells += [num(g(c, "msgs_per_sec")), cpu(c)]
-        cells += [mib(d["life"] and d["life"].get("broker_vmhwm_kib")), errors(d)]
+        life = d["life"] or {}
+        cells += [mib(life.get("broker_vmhwm_kib")), mib(life.get("broker_rss_anon_kib")), errors(d)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -222,7 +223,8 @@ def main():
     print(
         "CPU µs/msg: utime+stime of the broker's processes over the step (warm-up included) "
         "÷ messages the broker counted over the same span; ~ = counted from the bench's report "
-        "instead. Peak RSS: VmHWM of the broker process at the end of its life."
+        "instead. Peak RSS: VmHWM of the broker process at the end of its life (it counts pages of "
+        "mapped store files too); RSS anon: its RssAnon at that moment (heap, private memory)."
     )
 
 

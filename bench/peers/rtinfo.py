@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""GET_BROKER_RUNTIME_INFO (code 28) to one broker; prints the KV table as JSON."""
+"""GET_BROKER_RUNTIME_INFO (code 28) to one broker; prints the KV table as JSON.
+
+    python3 bench/peers/rtinfo.py HOST:PORT
+
+The header names serializeTypeCurrentRPC: rocketmq-rust closes connections whose JSON header
+lacks it. Exit status 1 if the broker does not answer with a table.
+"""
 import json, socket, struct, sys
 
 host, port = sys.argv[1].rsplit(":", 1)
 s = socket.create_connection((host, int(port)), timeout=5)
 hdr = json.dumps({"code": 28, "language": "JAVA", "version": 479, "opaque": 1,
-                  "flag": 0, "extFields": {}}).encode()
+                  "flag": 0, "serializeTypeCurrentRPC": "JSON",
+                  "extFields": {}}).encode()
 s.sendall(struct.pack(">II", 4 + len(hdr), len(hdr)) + hdr)
 
 def recv(n):
