@@ -18,8 +18,12 @@
 #
 # What it needs (found here):
 # - ROCKETMQ_HOME set (both refuse to start without a home); RUN_DIR/home here.
-# - ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback: without it the security
-#   bootstrap refuses plain-text listeners.
+# - ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback (what peers.md names; without it
+#   both start anyway and warn "security bootstrap is disabled because no security profile is
+#   configured"). With it, every listener must be on loopback: the broker's defaults bind
+#   0.0.0.0 and it then exits at once with only "ERROR core.service.failed: Service lifecycle
+#   operation failed" on stderr. Hence [broker.brokerServerConfig] bindAddress and [store]
+#   haListenAddress = "127.0.0.1" below, and the name server's --bindAddress 127.0.0.1.
 # - Name server: --listenPort P --bindAddress 127.0.0.1 --rocketmqHome DIR --kvConfigPath FILE.
 # - Broker: -c broker.toml -n NAMESRV. The TOML has [broker] (listenPort, brokerIp1 — spelled
 #   so, camelCase of broker_ip1 —, autoCreateTopicEnable, storePathRootDir,
@@ -105,6 +109,9 @@ listenPort = $port
 autoCreateTopicEnable = true
 storePathRootDir = "$store"
 
+[broker.brokerServerConfig]
+bindAddress = "127.0.0.1"
+
 [broker.brokerIdentity]
 brokerName = "broker-a"
 brokerClusterName = "DefaultCluster"
@@ -115,6 +122,7 @@ flushDiskType = "$ftype"
 storePathRootDir = "$store"
 storePathCommitLog = "$store/commitlog"
 haListenPort = $((port + 1))
+haListenAddress = "127.0.0.1"
 commitLogMicroBatchMaxWaitMicros = 0
 EOF
     export ROCKETMQ_HOME=$home ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback
