@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ringmq_client::admin::{Admin, ResetTarget};
-use ringmq_client::{ConsumeFrom, ConsumeStatus, MessageExt, PushConsumer, PushConsumerConfig};
+use ringmq_client::{
+    ConsumeFrom, ConsumeStatus, MessageExt, MessageQueue, PushConsumer, PushConsumerConfig,
+};
 
 use crate::pull::{OnMessages, PullOptions, StartAt};
 
@@ -32,6 +34,16 @@ pub struct PushSide {
     pub queues: usize,
 }
 
+/// Whether every queue of the topic is empty (max offset 0); false if one cannot be read.
+async fn empty(admin: &Admin, queues: &[MessageQueue]) -> bool {
+    for mq in queues {
+        if !matches!(admin.max_offset(mq).await, Ok(0)) {
+            return false;
+        }
+    }
+    true
+}
+
 impl PushSide {
     /// Positions the group, starts `opts.consumers` members and waits until the topic's
     /// queues are all assigned.
@@ -42,7 +54,7 @@ impl PushSide {
             .await
             .with_context(|| format!("queues of topic {}", opts.topic));
         let positioned = match (&queues, opts.start_at) {
-            (Ok(_), StartAt::Last) => admin
+            (Ok(qs), StartAt::Last) => match admin
                 .reset_offset(
                     &opts.group,
                     &opts.topic,
@@ -50,8 +62,16 @@ impl PushSide {
                     None,
                 )
                 .await
-                .map(|_| ())
-                .with_context(|| format!("moving group {} to the tail", opts.group)),
+            {
+                Ok(_) => Ok(()),
+                // Apache RocketMQ refuses offsets for a group it does not know yet
+                // (SUBSCRIPTION_GROUP_NOT_EXIST; it creates the group at the first heartbeat).
+                // On an empty topic every start position is the tail, so nothing to move.
+                Err(_) if empty(&admin, qs).await => Ok(()),
+                Err(e) => {
+                    Err(e).with_context(|| format!("moving group {} to the tail", opts.group))
+                }
+            },
             _ => Ok(()),
         };
         admin.shutdown().await;

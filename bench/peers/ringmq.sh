@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# ringmq for bench/compare.sh: the same start/stop interface as the peer scripts.
+#
+#   bench/peers/ringmq.sh start RUN_DIR [--flush async|sync]
+#   bench/peers/ringmq.sh stop RUN_DIR
+#
+# start  runs target/release/ringmq-server (RINGMQ_SERVER overrides) with its embedded name
+#        server on ports chosen by the OS, a fresh store in RUN_DIR/store, default shards;
+#        waits for its "listening broker" line and writes RUN_DIR/env (NAMESRV, BROKER, PIDS,
+#        BROKER_PID). Extra server flags: RINGMQ_SERVER_ARGS.
+# stop   SIGTERM (SIGKILL after 20 s), deletes the store.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+SERVER=${RINGMQ_SERVER:-$here/../../target/release/ringmq-server}
+
+cmd_start() {
+    local run=${1:?start needs RUN_DIR}
+    shift
+    mkdir -p "$run"
+    run=$(cd "$run" && pwd)
+    local flush=async
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --flush) flush=${2:?}; shift 2 ;;
+        *) echo "ringmq.sh: unknown start option: $1" >&2; exit 2 ;;
+        esac
+    done
+    mkdir -p "$run/logs"
+    rm -rf "$run/store"
+    # shellcheck disable=SC2086
+    nohup "$SERVER" --listen 127.0.0.1:0 --namesrv-listen 127.0.0.1:0 --store "$run/store" \
+        --flush "$flush" ${RINGMQ_SERVER_ARGS:-} >"$run/logs/server.out" 2>"$run/logs/server.err" &
+    local pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening broker' "$run/logs/server.out" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    local ns broker
+    ns=$(awk '/^listening namesrv/{print $3; exit}' "$run/logs/server.out")
+    broker=$(awk '/^listening broker/{print $3; exit}' "$run/logs/server.out")
+    if [ -z "$ns" ] || [ -z "$broker" ]; then
+        echo "ringmq did not come up:" >&2
+        tail -n 20 "$run/logs/server.out" "$run/logs/server.err" >&2 || true
+        kill -KILL $pid 2>/dev/null || true
+        return 1
+    fi
+    cat >"$run/env" <<EOT
+NAMESRV=$ns
+BROKER=$broker
+PIDS="$pid"
+BROKER_PID=$pid
+VERSION=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+EOT
+    echo "ringmq serving: namesrv $ns broker $broker (pid $pid)" >&2
+}
+
+cmd_stop() {
+    local run=${1:?stop needs RUN_DIR}
+    [ -f "$run/env" ] || return 0
+    local PIDS=""
+    # shellcheck disable=SC1091
+    . "$run/env"
+    local p
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 40); do
+        local alive=0
+        for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.5
+    done
+    for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$run/store"
+}
+
+case ${1:-} in
+start) shift; cmd_start "$@" ;;
+stop) shift; cmd_stop "$@" ;;
+*) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
