@@ -13,6 +13,19 @@ public final class MemberMain {
     }
 
     public static void main(String[] args) throws Exception {
+        // The test JVM holds our stdin: once it is gone (even killed), so are we.
+        Thread parentWatch = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) {
+                    // nothing is sent
+                }
+            } catch (java.io.IOException ignored) {
+                // parent gone
+            }
+            Runtime.getRuntime().halt(1);
+        }, "parent-watch");
+        parentWatch.setDaemon(true);
+        parentWatch.start();
         DefaultMQPushConsumer consumer = Clients.pushConsumer(args[0], args[2]);
         consumer.subscribe(args[1], "*");
         consumer.registerMessageListener((org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently)

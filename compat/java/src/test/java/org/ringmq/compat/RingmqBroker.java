@@ -88,6 +88,8 @@ public final class RingmqBroker implements AutoCloseable {
             drain.setDaemon(true);
             drain.start();
 
+            // A test JVM that ends without close() (a surefire timeout) still stops the broker.
+            Runtime.getRuntime().addShutdownHook(new Thread(process::destroyForcibly));
             String[] names = awaitRegistration(pair[0]);
             return new RingmqBroker(process, store, pair[0], pair[1], names[0], names[1]);
         } catch (Exception e) {
