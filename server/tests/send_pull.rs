@@ -432,3 +432,22 @@ fn consume_stats_report_broker_and_consumer_offsets_per_queue() {
     assert_eq!(queue0.consumer_offset, 1);
     assert_eq!(stats.total_diff(), 2);
 }
+
+#[test]
+fn a_transactional_half_message_is_refused_until_transactions_are_built() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    let mut half = ringmq_testkit::send_request("TxTopic", 0, "", b"half");
+    // "f" is SEND_MESSAGE_V2's sysFlag: TRANSACTION_PREPARED_TYPE
+    half.ext_fields.insert("f".to_owned(), "4".to_owned());
+    let response = client.call(half);
+    assert_eq!(response.code, response_code::NO_PERMISSION);
+    assert!(
+        response
+            .remark
+            .as_deref()
+            .is_some_and(|r| r.contains("transaction message is forbidden")),
+        "{:?}",
+        response.remark
+    );
+}

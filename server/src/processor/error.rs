@@ -71,6 +71,8 @@ pub enum Refused {
     BatchToRetryTopic,
     #[error("the topic[{topic}] sending is forbidden")]
     SendForbidden { topic: String },
+    #[error("the broker[{broker}] sending transaction message is forbidden (transactions are not supported yet)")]
+    TransactionForbidden { broker: String },
     #[error("batch body")]
     BatchBody(#[source] BatchError),
     #[error("properties")]
@@ -106,9 +108,9 @@ impl Refused {
             Refused::Topic(error) => topic_code(error),
             Refused::Shard(error) => shard_code(error),
             Refused::TopicNotExist { .. } => response_code::TOPIC_NOT_EXIST,
-            Refused::PullForbidden { .. } | Refused::SendForbidden { .. } => {
-                response_code::NO_PERMISSION
-            }
+            Refused::PullForbidden { .. }
+            | Refused::SendForbidden { .. }
+            | Refused::TransactionForbidden { .. } => response_code::NO_PERMISSION,
             Refused::QueueIdIllegal { .. } | Refused::InvalidAttributes { .. } => {
                 response_code::INVALID_PARAMETER
             }

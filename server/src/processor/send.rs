@@ -20,6 +20,7 @@ use ringmq_protocol::headers::{
 use ringmq_protocol::message::batch::decode_batch_bytes;
 use ringmq_protocol::message::msg_id::encode_offset_msg_id;
 use ringmq_protocol::message::properties::{self, keys};
+use ringmq_protocol::message::sysflag::TransactionType;
 
 use super::{Answer, Refused};
 use crate::connection::Connection;
@@ -80,6 +81,13 @@ fn prepare(
         return Err(Refused::BodyTooLarge {
             size_bytes: request.body.len(),
             max_bytes: config.max_message_size_bytes,
+        });
+    }
+    if TransactionType::of(header.sys_flag) != TransactionType::NotType {
+        // Stored as a plain message it would be delivered before its commit, or never:
+        // refused, as a broker with transactions switched off does, until they are built.
+        return Err(Refused::TransactionForbidden {
+            broker: shard.broker_name(),
         });
     }
     let is_retry = header.topic.starts_with(RETRY_PREFIX);

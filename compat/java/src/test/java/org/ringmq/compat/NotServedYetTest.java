@@ -17,7 +17,6 @@ import org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly;
 import org.apache.rocketmq.client.exception.MQClientException;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.LocalTransactionState;
-import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.client.producer.TransactionListener;
 import org.apache.rocketmq.client.producer.TransactionMQProducer;
@@ -92,17 +91,19 @@ class NotServedYetTest extends BrokerTest {
     }
 
     /**
-     * Transactions: the half (prepared) message is stored and kept out of the ConsumeQueue as
-     * in Apache, but END_TRANSACTION is not served: a COMMIT never makes it readable.
+     * Transactions: a half (prepared) message is refused with NO_PERMISSION, as by an Apache
+     * broker with transactions switched off, so the producer gets an error instead of a
+     * message that would never be delivered.
      */
     @Test
-    void notYetTransactionCommitNeverDelivered() throws Exception {
+    void notYetTransactionSendRefused() throws Exception {
         String topic = Clients.unique("tx");
         producer.send(new Message(topic, "warm".getBytes(StandardCharsets.UTF_8)));
         TransactionMQProducer tx = new TransactionMQProducer(Clients.unique("gtx"));
         tx.setNamesrvAddr(namesrv());
         tx.setInstanceName(Clients.unique("tx"));
         tx.setVipChannelEnabled(false);
+        tx.setRetryTimesWhenSendFailed(0);
         tx.setTransactionListener(new TransactionListener() {
             @Override
             public LocalTransactionState executeLocalTransaction(Message msg, Object arg) {
@@ -116,11 +117,16 @@ class NotServedYetTest extends BrokerTest {
         });
         tx.start();
         try {
-            SendResult r = tx.sendMessageInTransaction(new Message(topic, "half".getBytes(StandardCharsets.UTF_8)), null);
-            assertEquals(SendStatus.SEND_OK, r.getSendStatus());
+            Message half = new Message(topic, "half".getBytes(StandardCharsets.UTF_8));
+            MQClientException e = assertThrows(MQClientException.class,
+                () -> tx.sendMessageInTransaction(half, null));
+            StringBuilder causes = new StringBuilder();
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                causes.append(t.getMessage()).append(" | ");
+            }
+            assertTrue(causes.toString().contains("transaction"), causes.toString());
             List<MessageExt> read = Clients.readAll(namesrv(), topic, 2, Duration.ofSeconds(3));
-            assertEquals(java.util.Set.of("warm"), Clients.bodies(read),
-                "the committed half message is not delivered (Apache: delivered after COMMIT)");
+            assertEquals(java.util.Set.of("warm"), Clients.bodies(read));
         } finally {
             tx.shutdown();
         }
