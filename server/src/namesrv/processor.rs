@@ -43,6 +43,16 @@ pub fn process(
             request,
             table.topic_list().encode().map_err(|e| e.to_string()),
         ),
+        request_code::DELETE_TOPIC_IN_NAMESRV => match request.ext("topic") {
+            Some(topic) => {
+                let cluster = request.ext("clusterName").filter(|c| !c.is_empty());
+                if table.delete_topic(topic, cluster) {
+                    tracing::info!(topic, cluster, "topic deleted from the routes");
+                }
+                RemotingCommand::response_to(request, response_code::SUCCESS)
+            }
+            None => system_error(request, "the request header has no field topic"),
+        },
         request_code::GET_TOPICS_BY_CLUSTER => match request.ext("cluster") {
             Some(cluster) => encoded(
                 request,

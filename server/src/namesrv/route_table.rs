@@ -180,6 +180,27 @@ impl RouteTable {
         known
     }
 
+    /// DELETE_TOPIC_IN_NAMESRV: forgets `topic`'s queues, of every broker group or, with a
+    /// cluster name, of that cluster's groups only. Returns whether any were known. A broker
+    /// that still has the topic registers it again (operators delete it in the brokers
+    /// first, as mqadmin deleteTopic does).
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) -> bool {
+        let Some(queues) = self.topics.get_mut(topic) else {
+            return false;
+        };
+        let before = queues.len();
+        match cluster.and_then(|name| self.clusters.get(name)) {
+            Some(groups) => queues.retain(|group, _| !groups.contains(group)),
+            None if cluster.is_some() => {}
+            None => queues.clear(),
+        }
+        let removed = queues.len() < before;
+        if queues.is_empty() {
+            self.topics.remove(topic);
+        }
+        removed
+    }
+
     /// Drops every broker registered through `connection_id` (its channel closed).
     /// Returns the addresses dropped.
     pub fn connection_closed(&mut self, connection_id: u64) -> Vec<String> {
@@ -485,6 +506,26 @@ mod tests {
         );
         assert_eq!(table.topics_of_cluster("Other").topic_list, vec!["U"]);
         assert!(table.topics_of_cluster("None").topic_list.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_topic_has_no_route_in_any_cluster_or_only_in_the_one_named() {
+        let mut table = RouteTable::new();
+        table.register(registration("a", "10.0.0.1:10911", 0, &[("T", 4, 6)]), 0);
+        let mut other = registration("b", "10.0.0.2:10911", 0, &[("T", 4, 6)]);
+        other.cluster_name = "Other".to_owned();
+        table.register(other, 0);
+        assert!(table.delete_topic("T", Some("Other")));
+        let route = table.route("T").unwrap();
+        assert_eq!(
+            route.queue_datas.len(),
+            1,
+            "only cluster Other's queues went"
+        );
+        assert!(!table.delete_topic("T", Some("NoSuchCluster")));
+        assert!(table.delete_topic("T", None));
+        assert!(table.route("T").is_none());
+        assert!(!table.delete_topic("T", None), "already gone");
     }
 
     #[test]
