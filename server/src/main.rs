@@ -101,7 +101,10 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         topics,
         inboxes,
         ringmq_server::clock::system(),
-        Box::new(move || topics_changed_hooks.iter().for_each(|hook| hook())),
+        Box::new(move || {
+            let rounds: Vec<_> = topics_changed_hooks.iter().map(|hook| hook()).collect();
+            Box::new(move || rounds.iter().all(|done| done()))
+        }),
     ));
     let snapshot_shared = Arc::clone(&shared);
     let topic_snapshot: TopicSnapshot = Arc::new(move || snapshot_shared.topics.snapshot());

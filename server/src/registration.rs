@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -163,10 +163,17 @@ pub enum RegistrationError {
     Panicked,
 }
 
+/// Asks for a registration round; the predicate it returns says when that round is done.
+pub type TopicsChangedHook = Box<dyn Fn() -> Box<dyn Fn() -> bool + Send + Sync> + Send + Sync>;
+
 /// State shared between the registration thread and its handles.
 #[derive(Debug, Default)]
 struct Shared {
     register_now: AtomicBool,
+    /// Rounds asked for by [`RegistrationHandle::register_now`] / completed by the loop: a
+    /// round that starts after request n covers it.
+    requested_rounds: AtomicU64,
+    completed_rounds: AtomicU64,
     stop: AtomicBool,
     waker: AtomicWaker,
     /// The last master addresses a name server answered (slaves only).
@@ -203,15 +210,29 @@ impl RegistrationHandle {
 
     /// Registers with every name server as soon as possible (requests arriving meanwhile
     /// are folded into one round). Call after the topic table changed.
-    pub fn register_now(&self) {
+    /// Returns the request's number for [`RegistrationHandle::registered`].
+    pub fn register_now(&self) -> u64 {
+        let ticket = self.shared.requested_rounds.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.register_now.store(true, Ordering::SeqCst);
         self.shared.wake();
+        ticket
     }
 
-    /// The same as a `Box<dyn Fn() + Send + Sync>`, the shape of a "topics changed" hook.
-    pub fn topics_changed_hook(&self) -> Box<dyn Fn() + Send + Sync> {
+    /// Whether a registration round that started after request `ticket` has finished
+    /// (successfully or not) with every name server.
+    pub fn registered(&self, ticket: u64) -> bool {
+        self.shared.completed_rounds.load(Ordering::SeqCst) >= ticket
+    }
+
+    /// The shape of a "topics changed" hook: asks for a round and returns a predicate that
+    /// tells when that round is done.
+    pub fn topics_changed_hook(&self) -> TopicsChangedHook {
         let handle = self.clone();
-        Box::new(move || handle.register_now())
+        Box::new(move || {
+            let ticket = handle.register_now();
+            let handle = handle.clone();
+            Box::new(move || handle.registered(ticket))
+        })
     }
 
     /// For a slave: the master's HA and main addresses from the last registration answer
@@ -299,6 +320,7 @@ async fn registration_loop(
     let mut first_round = Some(first_round);
     while !shared.stop.load(Ordering::SeqCst) {
         shared.register_now.store(false, Ordering::SeqCst);
+        let covers = shared.requested_rounds.load(Ordering::SeqCst);
         let topics = snapshot();
         for addr in &config.name_servers {
             match register_with(&mut clients, addr, &config, topics.clone()).await {
@@ -315,6 +337,7 @@ async fn registration_loop(
                 }
             }
         }
+        shared.completed_rounds.fetch_max(covers, Ordering::SeqCst);
         if let Some(sender) = first_round.take() {
             // `start` waits for this; if it is gone, nobody needs it.
             let _ = sender.send(());

@@ -97,6 +97,22 @@ fn a_held_pull_is_answered_on_time_while_another_connection_creates_2000_topics(
 }
 
 #[test]
+fn the_route_of_an_auto_created_topic_is_known_when_its_first_send_is_answered() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    let mut namesrv = TestClient::connect(broker.namesrv_addr.unwrap());
+    for i in 0..5 {
+        let topic = format!("RoutedAtOnce{i}");
+        send(&mut client, &topic, 0, "m");
+        let route = namesrv.call(request(
+            request_code::GET_ROUTEINFO_BY_TOPIC,
+            &[("topic", &topic)],
+        ));
+        assert_eq!(route.code, response_code::SUCCESS, "{:?}", route.remark);
+    }
+}
+
+#[test]
 fn an_admin_created_topic_is_in_topics_json_when_the_broker_answers() {
     let broker = Broker::start(&[]);
     let mut admin = broker.connect();

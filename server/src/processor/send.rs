@@ -53,10 +53,18 @@ async fn send_inner(
 ) -> Answer {
     let header = SendMessageRequestHeader::decode_for_code(request.code, &request.ext_fields)?;
     let batch = request.code == request_code::SEND_BATCH_MESSAGE || header.batch;
-    let (topic, queue_id, messages) = prepare(shard, request, &header, batch, connection.peer)?;
+    let Prepared {
+        topic,
+        queue_id,
+        messages,
+        topic_created,
+    } = prepare(shard, request, &header, batch, connection.peer)?;
     let count = messages.len() as u64;
     let body_bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
     let results = shard.append(&topic, queue_id, messages).await?;
+    if topic_created {
+        shard.shared().topics_changed_and_registered().await;
+    }
     let stats = &shard.shared().stats;
     BrokerStats::add(&stats.messages_put, count);
     BrokerStats::add(&stats.bytes_put, body_bytes);
@@ -64,13 +72,22 @@ async fn send_inner(
 }
 
 /// Validates the request and builds the messages to append: `(topic, queue id, messages)`.
+/// A validated send: where it goes and what is stored.
+struct Prepared {
+    topic: String,
+    queue_id: i32,
+    messages: Vec<PutMessage>,
+    /// The send created its topic (or its DLQ): the name servers must learn it.
+    topic_created: bool,
+}
+
 fn prepare(
     shard: &Shard,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     batch: bool,
     born_host: SocketAddr,
-) -> Result<(String, i32, Vec<PutMessage>), Refused> {
+) -> Result<Prepared, Refused> {
     let shared = shard.shared();
     let config = &shared.config;
     check_send_topic(&header.topic)?;
@@ -94,14 +111,11 @@ fn prepare(
     if batch && is_retry {
         return Err(Refused::BatchToRetryTopic);
     }
-    let (topic_config, created) = shared.topics.auto_create_for_send(
+    let (topic_config, mut topic_created) = shared.topics.auto_create_for_send(
         &header.topic,
         &header.default_topic,
         header.default_topic_queue_nums,
     )?;
-    if created {
-        shared.topics_changed();
-    }
     if !is_writeable(topic_config.perm) {
         return Err(Refused::SendForbidden {
             topic: header.topic.clone(),
@@ -126,9 +140,7 @@ fn prepare(
             // Too many attempts: park it in the group's dead-letter queue (§7.5).
             let group = header.topic.trim_start_matches(RETRY_PREFIX);
             let (dlq, created) = shared.topics.create_dlq_topic(group)?;
-            if created {
-                shared.topics_changed();
-            }
+            topic_created |= created;
             topic = dlq.topic_name.clone();
             queue_id = 0;
             extra_properties.push((keys::DELAY, "-1".to_owned()));
@@ -173,7 +185,12 @@ fn prepare(
             header.properties.clone().unwrap_or_default(),
         )?]
     };
-    Ok((topic, queue_id, messages))
+    Ok(Prepared {
+        topic,
+        queue_id,
+        messages,
+        topic_created,
+    })
 }
 
 fn append_property(props: &mut String, key: &str, value: &str) -> Result<(), Refused> {

@@ -17,8 +17,12 @@ use crate::memory::MemoryBudget;
 use crate::stats::BrokerStats;
 use crate::topics::Topics;
 
-/// Called when the topic table changed so the name servers learn it at once.
-pub type TopicsChanged = Box<dyn Fn() + Send + Sync>;
+/// Called when the topic table changed so the name servers learn it at once; returns a
+/// predicate that tells when they have (the registration round it asked for is done).
+pub type TopicsChanged = Box<dyn Fn() -> Box<dyn Fn() -> bool + Send + Sync> + Send + Sync>;
+
+/// Longest a send to a topic it just created waits for the name servers to learn it.
+const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// State shared by every shard of the broker process.
 pub struct BrokerShared {
@@ -83,7 +87,19 @@ impl BrokerShared {
 
     /// Tells the registration loop that the topic table changed.
     pub fn topics_changed(&self) {
-        (self.topics_changed)();
+        drop((self.topics_changed)());
+    }
+
+    /// Tells the registration loop that the topic table changed and waits (at most
+    /// [`REGISTRATION_WAIT`]) until the name servers have the new table, as Apache RocketMQ
+    /// registers a topic it auto-creates before it answers the send: a client that looks
+    /// up the route right after SEND_OK then finds it.
+    pub async fn topics_changed_and_registered(&self) {
+        let registered = (self.topics_changed)();
+        let deadline = std::time::Instant::now() + REGISTRATION_WAIT;
+        while !registered() && std::time::Instant::now() < deadline {
+            compio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// Whether each shard is a broker of its own (`--shard-addressed`).
