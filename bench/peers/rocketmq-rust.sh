@@ -10,10 +10,12 @@
 #          second reuses the first's dependencies. About 17 minutes cold on 2 cores. Binaries:
 #          rocketmq-namesrv-rust, rocketmq-broker-rust. PEERS_CACHE defaults to
 #          ${XDG_CACHE_HOME:-$HOME/.cache}/ringmq-peers; nothing goes into the repository.
-# start    RUN_DIR/home, a fresh RUN_DIR/store, RUN_DIR/broker.toml; starts both, waits until
+# start    RUN_DIR/home, a fresh RUN_DIR/store (or $STORE_DIR), RUN_DIR/broker.toml; starts both, waits until
 #          the broker has registered (its address in the name server's cluster info), writes
 #          RUN_DIR/env (NAMESRV, BROKER, PIDS, BROKER_PID). Exit 1 with the logs' last lines
 #          if it does not serve within $START_TIMEOUT seconds (default 60).
+#          A failed attempt is retried (up to $START_ATTEMPTS, default 3; its logs stay in
+#          RUN_DIR/logs.failed-N).
 # stop     SIGTERM (SIGKILL after 20 s), deletes the store.
 #
 # What it needs (found here):
@@ -30,7 +32,13 @@
 #   [broker.brokerIdentity]) and [store] (flushDiskType ASYNC_FLUSH|SYNC_FLUSH,
 #   storePathRootDir, storePathCommitLog, haListenPort, commitLogMicroBatchMaxWaitMicros = 0:
 #   with the shipped 50 µs batching wait on a 1 ms timer each isolated append waits ≈1 ms).
-#   Unknown keys are rejected (deny_unknown_fields). It binds P-2 (fast port) as well, and
+#   Unknown keys are rejected (deny_unknown_fields).
+# - Disk: with the shipped thresholds it does not start when the store's filesystem is 75% or
+#   more used (diskMaxUsedSpaceRatio = 75): it registers with the name server, then logs
+#   "Rolling back broker startup ... cause=core.service.failed" and exits; nothing names the
+#   disk (found by starting the same config on an empty tmpfs, which works). ringmq and the
+#   Java broker refuse writes only at 90%. Here diskMaxUsedSpaceRatio = 84 and
+#   diskSpaceCleanForciblyRatio = 88 (it requires max-used < clean-forcibly < warning, 90). It binds P-2 (fast port) as well, and
 #   haListenPort defaults to the fixed 10912, so it is set to P+1.
 set -euo pipefail
 
@@ -80,7 +88,7 @@ for _ in range(200):
 EOF
 }
 
-cmd_start() {
+start_once() {
     local run=${1:?start needs RUN_DIR}
     shift
     mkdir -p "$run"
@@ -98,7 +106,7 @@ cmd_start() {
     [ -x "$bin/rocketmq-broker-rust" ] || die "not installed: run $0 install"
     port=${port:-$(free_port)}
     nsport=${nsport:-$(free_port)}
-    local home=$run/home store=$run/store
+    local home=$run/home store=${STORE_DIR:-$run/store}
     mkdir -p "$home/conf" "$run/logs"
     rm -rf "$store"
     mkdir -p "$store/commitlog"
@@ -124,6 +132,8 @@ storePathCommitLog = "$store/commitlog"
 haListenPort = $((port + 1))
 haListenAddress = "127.0.0.1"
 commitLogMicroBatchMaxWaitMicros = 0
+diskMaxUsedSpaceRatio = 84
+diskSpaceCleanForciblyRatio = 88
 EOF
     export ROCKETMQ_HOME=$home ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback
     cd "$run" # it writes some files relative to the working directory
@@ -140,6 +150,7 @@ BROKER=127.0.0.1:$port
 PIDS="$rnspid $rbpid"
 BROKER_PID=$rbpid
 VERSION=$VERSION
+STORE=$store
 EOF
     local t=0
     while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
@@ -159,10 +170,22 @@ EOF
     return 1
 }
 
+cmd_start() { # up to $START_ATTEMPTS (default 3) tries, fresh ports and store each time
+    local i
+    for i in $(seq 1 "${START_ATTEMPTS:-3}"); do
+        if start_once "$@"; then
+            return 0
+        fi
+        echo "rocketmq-rust: start attempt $i failed" >&2
+        [ -d "${1:-}/logs" ] && mv "$1/logs" "$1/logs.failed-$i"
+    done
+    return 1
+}
+
 cmd_stop() {
     local run=${1:?stop needs RUN_DIR}
     [ -f "$run/env" ] || return 0
-    local PIDS=""
+    local PIDS="" STORE=""
     # shellcheck disable=SC1091
     . "$run/env"
     local p
@@ -174,7 +197,7 @@ cmd_stop() {
         sleep 0.5
     done
     for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$run/store"
+    rm -rf "${STORE:-$run/store}"
 }
 
 case ${1:-} in
