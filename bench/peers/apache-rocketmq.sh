@@ -23,7 +23,7 @@
 # What running it from bare jars needs (found on Java 17, 2 cores / 24 GiB):
 # - A RocketMQ home: the name server refuses to start without ROCKETMQ_HOME or
 #   -Drocketmq.home.dir ("Please set the ROCKETMQ_HOME variable in your environment to match
-#   the location of the RocketMQ installation", exit -2); the broker reads it too. Any
+#   the location of the RocketMQ installation", exit status 254); the broker reads it too. Any
 #   directory works; RUN_DIR/home is used. Both are given here (env and property).
 # - Logging: 5.x logs through its shaded logback (rocketmq-logback-classic); with no config it
 #   falls back to its built-in one, which writes under ${user.home}/logs/rocketmqlogs. Here
@@ -34,7 +34,7 @@
 #   (page cache), so RSS grows with the data written, not with -Xmx.
 # - Java 17 module access: the store unmaps files through sun.nio.ch / java.nio internals,
 #   so the broker gets --add-opens for java.base/java.nio, java.base/sun.nio.ch and
-#   java.base/java.lang (what the 5.x scripts add for Java 9+).
+#   java.base/java.lang (not tried without them).
 # - broker.conf: brokerIP1=127.0.0.1 (otherwise it advertises the first non-loopback
 #   address), autoCreateTopicEnable=true, storePathRootDir/storePathCommitLog under the fresh
 #   store, listenPort=P. The broker also binds P-2 (the "VIP" channel) and P+1 (HA), so P

@@ -19,7 +19,7 @@
 # stop     SIGTERM (SIGKILL after 20 s), deletes the store.
 #
 # What it needs (found here):
-# - ROCKETMQ_HOME set (both refuse to start without a home); RUN_DIR/home here.
+# - ROCKETMQ_HOME (peers.md: both need it; not tried without); RUN_DIR/home here.
 # - ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback (what peers.md names; without it
 #   both start anyway and warn "security bootstrap is disabled because no security profile is
 #   configured"). With it, every listener must be on loopback: the broker's defaults bind
@@ -33,13 +33,15 @@
 #   storePathRootDir, storePathCommitLog, haListenPort, commitLogMicroBatchMaxWaitMicros = 0:
 #   with the shipped 50 µs batching wait on a 1 ms timer each isolated append waits ≈1 ms).
 #   Unknown keys are rejected (deny_unknown_fields).
-# - Disk: with the shipped thresholds it does not start when the store's filesystem is 75% or
-#   more used (diskMaxUsedSpaceRatio = 75): it registers with the name server, then logs
-#   "Rolling back broker startup ... cause=core.service.failed" and exits; nothing names the
-#   disk (found by starting the same config on an empty tmpfs, which works). ringmq and the
-#   Java broker refuse writes only at 90%. Here diskMaxUsedSpaceRatio = 84 and
-#   diskSpaceCleanForciblyRatio = 88 (it requires max-used < clean-forcibly < warning, 90). It binds P-2 (fast port) as well, and
-#   haListenPort defaults to the fixed 10912, so it is set to P+1.
+# - Disk: it measures use as 1 - available/total (fs2), so blocks reserved for root count as
+#   used, and at its warning level (diskSpaceWarningLevelRatio, 90, clamped to at most 90)
+#   the store is not writable and the broker does not start: it registers with the name
+#   server, logs "Rolling back broker startup ... cause=core.service.failed" and exits with
+#   the one-line error above; nothing names the disk. On the development VM (252 GiB, 160 GiB
+#   reserved for root) that measure was 88-91% while df said 67-76%, and the same config
+#   started on an empty tmpfs. compare.sh's NAME:tmpfs (STORE_DIR here) is the way round it.
+#   diskMaxUsedSpaceRatio = 84 and diskSpaceCleanForciblyRatio = 88 keep its cleanup quiet
+#   between 75% and 90% (it requires max-used < clean-forcibly < warning).
 set -euo pipefail
 
 PEERS_CACHE=${PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringmq-peers}
