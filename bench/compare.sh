@@ -7,7 +7,8 @@
 #   bench/compare.sh --help
 #
 # Options:
-#   --brokers LIST    comma list of ringmq,apache,rust (default: all three, in that order)
+#   --brokers LIST    comma list of ringmq,apache,rust (default: all three, in that order);
+#                     NAME:tmpfs puts that broker's store on /dev/shm (memory) instead of disk
 #   --flush LIST      comma list of async,sync (default: async,sync); each is a broker life
 #   --rounds N        rounds; each round runs every broker and flush once (default 2)
 #   --duration S      measured seconds per step (default 10)
@@ -88,7 +89,8 @@ IFS=, read -ra broker_list <<<"$brokers"
 IFS=, read -ra flush_list <<<"$flushes"
 [ ${#broker_list[@]} -gt 0 ] || die "--brokers is empty"
 for b in "${broker_list[@]}"; do
-    case $b in ringmq | apache | rust) ;; *) die "unknown broker '$b' (ringmq, apache, rust)" ;; esac
+    case ${b%%:*} in ringmq | apache | rust) ;; *) die "unknown broker '$b' (ringmq, apache, rust)" ;; esac
+    case $b in *:*) [ "${b#*:}" = tmpfs ] || die "unknown store '${b#*:}' in '$b' (only :tmpfs)" ;; esac
 done
 for f in "${flush_list[@]}"; do
     case $f in async | sync) ;; *) die "unknown flush '$f' (async, sync)" ;; esac
@@ -104,7 +106,7 @@ steps_file=$out/steps.jsonl
 tck=$(getconf CLK_TCK)
 
 script_of() {
-    case $1 in
+    case ${1%%:*} in
     ringmq) echo "$here/peers/ringmq.sh" ;;
     apache) echo "$here/peers/apache-rocketmq.sh" ;;
     rust) echo "$here/peers/rocketmq-rust.sh" ;;
@@ -113,7 +115,7 @@ script_of() {
 
 # Fetch / build the peers up front, so no life waits on a download.
 for b in "${broker_list[@]}"; do
-    case $b in
+    case ${b%%:*} in
     apache) "$(script_of apache)" fetch >&2 ;;
     rust) "$(script_of rust)" install >&2 ;;
     esac
@@ -143,11 +145,12 @@ counters() { # broker address -> {"put":N,"got":N} or null
 
 life() { # round broker flush
     local round=$1 broker=$2 flush=$3
-    local dir=$out/round$round/$broker-$flush
-    local script
+    local dir=$out/round$round/${broker/:/-}-$flush
+    local script store_dir=""
     script=$(script_of "$broker")
     mkdir -p "$dir"
-    if ! "$script" start "$dir" --flush "$flush" 2>"$dir/start.log"; then
+    [ "${broker#*:}" = tmpfs ] && store_dir=/dev/shm/ringmq-compare-$$-r$round-${broker%%:*}-$flush
+    if ! STORE_DIR=$store_dir "$script" start "$dir" --flush "$flush" 2>"$dir/start.log"; then
         echo "[$broker $flush round $round] did not start: $(tail -n 3 "$dir/start.log" | tr '\n' ' ')" >&2
         jq -nc --argjson round "$round" --arg broker "$broker" --arg flush "$flush" \
             --arg why "$(tail -n 5 "$dir/start.log")" \

@@ -15,7 +15,7 @@
 # start  makes RUN_DIR (home, conf, logs, a fresh store), writes namesrv.conf and broker.conf,
 #        starts the name server and the broker in the background, waits until the broker has
 #        registered with the name server (its cluster info lists the broker address), and
-#        writes RUN_DIR/env: NAMESRV=host:port BROKER=host:port PIDS="namesrv-pid broker-pid"
+#        writes RUN_DIR/env (STORE_DIR overrides where the store goes): NAMESRV=host:port BROKER=host:port PIDS="namesrv-pid broker-pid"
 #        BROKER_PID=pid. Exit status 1 (with the last lines of the logs) if it does not serve
 #        within $START_TIMEOUT seconds (default 90).
 # stop   stops both (SIGTERM, then SIGKILL after 20 s) and deletes the store; logs stay.
@@ -23,7 +23,7 @@
 # What running it from bare jars needs (found on Java 17, 2 cores / 24 GiB):
 # - A RocketMQ home: the name server refuses to start without ROCKETMQ_HOME or
 #   -Drocketmq.home.dir ("Please set the ROCKETMQ_HOME variable in your environment to match
-#   the location of the RocketMQ installation", exit -2); the broker reads it too. Any
+#   the location of the RocketMQ installation", exit status 254); the broker reads it too. Any
 #   directory works; RUN_DIR/home is used. Both are given here (env and property).
 # - Logging: 5.x logs through its shaded logback (rocketmq-logback-classic); with no config it
 #   falls back to its built-in one, which writes under ${user.home}/logs/rocketmqlogs. Here
@@ -34,7 +34,7 @@
 #   (page cache), so RSS grows with the data written, not with -Xmx.
 # - Java 17 module access: the store unmaps files through sun.nio.ch / java.nio internals,
 #   so the broker gets --add-opens for java.base/java.nio, java.base/sun.nio.ch and
-#   java.base/java.lang (what the 5.x scripts add for Java 9+).
+#   java.base/java.lang (not tried without them).
 # - broker.conf: brokerIP1=127.0.0.1 (otherwise it advertises the first non-loopback
 #   address), autoCreateTopicEnable=true, storePathRootDir/storePathCommitLog under the fresh
 #   store, listenPort=P. The broker also binds P-2 (the "VIP" channel) and P+1 (HA), so P
@@ -146,7 +146,7 @@ cmd_start() {
     port=${port:-$(free_port)}
     nsport=${nsport:-$(free_port)}
     mkdir -p "$run/home/conf" "$run/logs"
-    local store=$run/store
+    local store=${STORE_DIR:-$run/store}
     rm -rf "$store"
     mkdir -p "$store/commitlog"
     cat >"$run/namesrv.conf" <<EOF
@@ -186,6 +186,7 @@ BROKER=127.0.0.1:$port
 PIDS="$nspid $bpid"
 BROKER_PID=$bpid
 VERSION=$v
+STORE=$store
 EOF
     local t=0
     while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
@@ -208,7 +209,7 @@ EOF
 cmd_stop() {
     local run=${1:?stop needs RUN_DIR}
     [ -f "$run/env" ] || return 0
-    local PIDS=""
+    local PIDS="" STORE=""
     # shellcheck disable=SC1091
     . "$run/env"
     local p
@@ -220,7 +221,7 @@ cmd_stop() {
         sleep 0.5
     done
     for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$run/store"
+    rm -rf "${STORE:-$run/store}"
 }
 
 case ${1:-} in

@@ -79,10 +79,18 @@ def label(key, life):
         version = life["life"].get("version")
     elif life["steps"]:
         version = next(iter(life["steps"].values())).get("version")
-    name = NAMES.get(broker, broker)
-    if version and broker != "ringmq":
+    base, _, store = broker.partition(":")
+    name = NAMES.get(base, base)
+    if version and base != "ringmq":
         name += f" {version}"
+    if store:
+        name += f", store on {store}"
     return f"{name} (round {rnd})"
+
+
+def display(broker):
+    base, _, store = broker.partition(":")
+    return NAMES.get(base, base) + (f" (store on {store})" if store else "")
 
 
 def errors(life):
@@ -161,17 +169,22 @@ RATIOS = [
 def ratio_table(order, data, flush):
     peers = []
     for k in order:
-        if k[1] != "ringmq" and k[1] not in peers and k[2] == flush:
+        if k[1].partition(":")[0] != "ringmq" and k[1] not in peers and k[2] == flush:
             peers.append(k[1])
     rows = []
     for peer in peers:
-        cells = [NAMES.get(peer, peer)]
+        # the ringmq life with the same store kind if there is one, else ringmq on disk
+        store = peer.partition(":")[2]
+        ref = "ringmq:" + store if store else "ringmq"
+        if not any(k[1] == ref for k in order):
+            ref = "ringmq"
+        cells = [display(peer) + ("" if ref == "ringmq" else f" ÷ {display(ref)}")]
         for _, step, field in RATIOS:
             rs = []
             for k in order:
                 if k[1] != peer or k[2] != flush:
                     continue
-                base = data.get((k[0], "ringmq", flush))
+                base = data.get((k[0], ref, flush))
                 if not base:
                     continue
                 a = data[k]["steps"].get(step, {}).get(field)
@@ -183,7 +196,7 @@ def ratio_table(order, data, flush):
             rows.append(cells)
     if not rows:
         return []
-    head = ["peer ÷ ringmq"] + [r[0] for r in RATIOS]
+    head = ["peer ÷ ringmq (same round)"] + [r[0] for r in RATIOS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return lines
@@ -218,7 +231,7 @@ def main():
         print("## Did not run\n")
         for f in failed:
             why = " ".join(f.get("why", "").split())
-            print(f"- {NAMES.get(f['broker'], f['broker'])}, {f['flush']} flush, round {f['round']}: {why}")
+            print(f"- {display(f['broker'])}, {f['flush']} flush, round {f['round']}: {why}")
         print()
     print(
         "CPU µs/msg: utime+stime of the broker's processes over the step (warm-up included) "

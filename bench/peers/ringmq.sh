@@ -5,7 +5,7 @@
 #   bench/peers/ringmq.sh stop RUN_DIR
 #
 # start  runs target/release/ringmq-server (RINGMQ_SERVER overrides) with its embedded name
-#        server on ports chosen by the OS, a fresh store in RUN_DIR/store, default shards;
+#        server on ports chosen by the OS, a fresh store in RUN_DIR/store (or $STORE_DIR), default shards;
 #        waits for its "listening broker" line and writes RUN_DIR/env (NAMESRV, BROKER, PIDS,
 #        BROKER_PID). Extra server flags: RINGMQ_SERVER_ARGS.
 # stop   SIGTERM (SIGKILL after 20 s), deletes the store.
@@ -26,9 +26,10 @@ cmd_start() {
         esac
     done
     mkdir -p "$run/logs"
-    rm -rf "$run/store"
+    local store=${STORE_DIR:-$run/store}
+    rm -rf "$store"
     # shellcheck disable=SC2086
-    nohup "$SERVER" --listen 127.0.0.1:0 --namesrv-listen 127.0.0.1:0 --store "$run/store" \
+    nohup "$SERVER" --listen 127.0.0.1:0 --namesrv-listen 127.0.0.1:0 --store "$store" \
         --flush "$flush" ${RINGMQ_SERVER_ARGS:-} >"$run/logs/server.out" 2>"$run/logs/server.err" &
     local pid=$!
     for _ in $(seq 1 100); do
@@ -50,6 +51,7 @@ NAMESRV=$ns
 BROKER=$broker
 PIDS="$pid"
 BROKER_PID=$pid
+STORE=$store
 VERSION=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 EOT
     echo "ringmq serving: namesrv $ns broker $broker (pid $pid)" >&2
@@ -58,7 +60,7 @@ EOT
 cmd_stop() {
     local run=${1:?stop needs RUN_DIR}
     [ -f "$run/env" ] || return 0
-    local PIDS=""
+    local PIDS="" STORE=""
     # shellcheck disable=SC1091
     . "$run/env"
     local p
@@ -70,7 +72,7 @@ cmd_stop() {
         sleep 0.5
     done
     for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$run/store"
+    rm -rf "${STORE:-$run/store}"
 }
 
 case ${1:-} in

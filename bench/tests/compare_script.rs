@@ -49,6 +49,7 @@ fn bad_arguments_are_refused() {
         (&["--duration"], "positive integer"),
         (&["--brokers", "ringmq,kafka"], "unknown broker 'kafka'"),
         (&["--flush", "lazy"], "unknown flush 'lazy'"),
+        (&["--brokers", "rust:disk"], "unknown store 'disk'"),
         (&["--frobnicate"], "unknown argument: --frobnicate"),
         (
             &["--report", "/nonexistent/dir"],
