@@ -58,6 +58,10 @@ fn run_profile(profile: &str) {
         .arg(format!("-P{profile}"))
         .arg("test")
         .arg(format!("-Dringmq.server={}", server.display()))
+        // A test that fails once and passes on its rerun is reported as a flake in the
+        // surefire XML (`<flakyFailure>`), not as a pass: look there. Seen: the 5.x client's
+        // "send request to <broker> failed" once in ~10 runs of ProducerTest (open).
+        .arg("-Dsurefire.rerunFailingTestsCount=1")
         .output()
     {
         Ok(output) => output,
