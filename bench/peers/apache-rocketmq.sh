@@ -47,6 +47,8 @@ ROCKETMQ_VERSIONS=${ROCKETMQ_VERSIONS:-"5.5.1 5.5.0 5.4.0 5.3.3"}
 START_TIMEOUT=${START_TIMEOUT:-90}
 JAVA=${JAVA:-java}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=run-dir.sh
+. "$here/run-dir.sh"
 CLI=${RINGMQ_CLI:-$here/../../target/release/ringmq}
 
 usage() {
@@ -207,21 +209,7 @@ EOF
 }
 
 cmd_stop() {
-    local run=${1:?stop needs RUN_DIR}
-    [ -f "$run/env" ] || return 0
-    local PIDS="" STORE=""
-    # shellcheck disable=SC1091
-    . "$run/env"
-    local p
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 1 40); do
-        local alive=0
-        for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.5
-    done
-    for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "${STORE:-$run/store}"
+    stop_run "$@"
 }
 
 case ${1:-} in

@@ -48,6 +48,8 @@ PEERS_CACHE=${PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringmq-peers}
 VERSION=${ROCKETMQ_RUST_VERSION:-1.0.0}
 START_TIMEOUT=${START_TIMEOUT:-60}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=run-dir.sh
+. "$here/run-dir.sh"
 CLI=${RINGMQ_CLI:-$here/../../target/release/ringmq}
 bin=$PEERS_CACHE/rust/bin
 
@@ -185,21 +187,7 @@ cmd_start() { # up to $START_ATTEMPTS (default 3) tries, fresh ports and store e
 }
 
 cmd_stop() {
-    local run=${1:?stop needs RUN_DIR}
-    [ -f "$run/env" ] || return 0
-    local PIDS="" STORE=""
-    # shellcheck disable=SC1091
-    . "$run/env"
-    local p
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 1 40); do
-        local alive=0
-        for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.5
-    done
-    for p in $PIDS; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "${STORE:-$run/store}"
+    stop_run "$@"
 }
 
 case ${1:-} in
