@@ -190,22 +190,7 @@ BROKER_PID=$bpid
 VERSION=$v
 STORE=$store
 EOF
-    local t=0
-    while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
-        if ! kill -0 "$nspid" 2>/dev/null || ! kill -0 "$bpid" 2>/dev/null; then
-            break
-        fi
-        if "$CLI" cluster list --namesrv "127.0.0.1:$nsport" 2>/dev/null | grep -q "127.0.0.1:$port"; then
-            echo "apache rocketmq $v serving: namesrv 127.0.0.1:$nsport broker 127.0.0.1:$port (pids $nspid $bpid)" >&2
-            return 0
-        fi
-        sleep 0.5
-        t=$((t + 1))
-    done
-    echo "apache rocketmq did not come up; last log lines:" >&2
-    tail -n 20 "$run/logs/namesrv.out" "$run/logs/broker.out" >&2 || true
-    cmd_stop "$run"
-    return 1
+    wait_until_serving "apache rocketmq $v" "$run" "$nsport" "$port" "$nspid" "$bpid"
 }
 
 cmd_stop() {

@@ -156,22 +156,7 @@ BROKER_PID=$rbpid
 VERSION=$VERSION
 STORE=$store
 EOF
-    local t=0
-    while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
-        if ! kill -0 "$rnspid" 2>/dev/null || ! kill -0 "$rbpid" 2>/dev/null; then
-            break
-        fi
-        if "$CLI" cluster list --namesrv "127.0.0.1:$nsport" 2>/dev/null | grep -q "127.0.0.1:$port"; then
-            echo "rocketmq-rust $VERSION serving: namesrv 127.0.0.1:$nsport broker 127.0.0.1:$port (pids $rnspid $rbpid)" >&2
-            return 0
-        fi
-        sleep 0.5
-        t=$((t + 1))
-    done
-    echo "rocketmq-rust did not come up; last log lines:" >&2
-    tail -n 20 "$run/logs/namesrv.out" "$run/logs/broker.out" >&2 || true
-    cmd_stop "$run"
-    return 1
+    wait_until_serving "rocketmq-rust $VERSION" "$run" "$nsport" "$port" "$rnspid" "$rbpid"
 }
 
 cmd_start() { # up to $START_ATTEMPTS (default 3) tries, fresh ports and store each time
