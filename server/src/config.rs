@@ -249,6 +249,12 @@ impl BrokerConfig {
             config.apply_conf(path, &entries)?;
         }
         config.apply_flags(args);
+        if args.shard_port_step.is_some() && !config.shard_addressed {
+            // It places the shards' ports only in the shard-addressed layout.
+            return Err(ConfigError::Invalid(
+                "--shard-port-step applies only with --shard-addressed".to_owned(),
+            ));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -714,6 +720,8 @@ mod tests {
             "127.0.0.1:65530",
         ];
         assert!(BrokerConfig::from_args(&args(&past_the_end)).is_err());
+        let step_alone = ["--shard-port-step", "20"];
+        assert!(BrokerConfig::from_args(&args(&step_alone)).is_err());
         let zero_step = [
             "--shard-addressed",
             "--shards",
