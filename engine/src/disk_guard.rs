@@ -8,11 +8,17 @@
 //! - optionally a quota on the bytes the store itself holds, counted by the store
 //!   ([`DiskGuard::set_store_bytes`]), above `quota_bytes`.
 //!
-//! **Cost.** The statvfs runs at most once per `check_interval` (default 1 s); between
-//! runs a check is a clock read and two comparisons, so the write path may call
-//! [`DiskGuard::check`] before every append. The verdict is recomputed from the cached
-//! figures each time, so a config change or a freed quota applies at once and a freed
-//! filesystem within one interval: appends resume without anyone resetting anything.
+//! **Accuracy and cost.** A statvfs answer is reused, but never blindly: the store reports
+//! every byte it appends or allocates ([`DiskGuard::note_written`]), and the verdict uses
+//! `used at the last statvfs + bytes written since`. A fresh statvfs is taken when the
+//! answer is older than `check_interval` (1 s), when the bytes written since pass
+//! `margin_bytes` (16 MiB), or before refusing on an estimate. So this store alone can
+//! never carry the filesystem past the limit by more than `margin_bytes`, other writers
+//! (other shards, other processes) by what they write in one interval. Between statvfs
+//! calls a check is a clock read and a few comparisons, so the write path may call
+//! [`DiskGuard::check`] before every append. The verdict is recomputed from the figures
+//! each time, so a config change or a freed quota applies at once and a freed filesystem
+//! within one interval: appends resume without anyone resetting anything.
 //!
 //! Nothing is persisted; a crash leaves nothing behind.
 
@@ -27,6 +33,13 @@ pub const DEFAULT_MAX_USED_RATIO: f64 = 0.90;
 
 /// How long a statvfs answer is reused unless configured.
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes written since the last statvfs after which a fresh one is taken, unless configured.
+pub const DEFAULT_MARGIN_BYTES: u64 = 16 << 20;
+
+/// Shortest time between two statvfs calls made because an estimate crossed the limit: a
+/// store that is really full refuses on the figure it has instead of asking per append.
+const MIN_RECHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Which limit refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +90,8 @@ pub struct DiskGuardConfig {
     pub quota_bytes: Option<u64>,
     /// Reuse a statvfs answer this long.
     pub check_interval: Duration,
+    /// Take a fresh statvfs once the store wrote this many bytes since the last one.
+    pub margin_bytes: u64,
 }
 
 impl Default for DiskGuardConfig {
@@ -85,6 +100,7 @@ impl Default for DiskGuardConfig {
             max_used_ratio: DEFAULT_MAX_USED_RATIO,
             quota_bytes: None,
             check_interval: DEFAULT_CHECK_INTERVAL,
+            margin_bytes: DEFAULT_MARGIN_BYTES,
         }
     }
 }
@@ -171,6 +187,8 @@ pub struct DiskGuard {
     path: PathBuf,
     config: DiskGuardConfig,
     cached: Option<(Instant, FsUsage)>,
+    /// Bytes the store wrote or allocated since the cached statvfs.
+    written_since_bytes: u64,
     store_bytes: u64,
     statvfs_calls: u64,
 }
@@ -183,6 +201,7 @@ impl DiskGuard {
             path: store_dir.into(),
             config,
             cached: None,
+            written_since_bytes: 0,
             store_bytes: 0,
             statvfs_calls: 0,
         }
@@ -196,13 +215,38 @@ impl DiskGuard {
 
     /// [`DiskGuard::check`] at a given time (the loop's clock, or tests).
     pub fn check_at(&mut self, now: Instant) -> Result<(), DiskGuardError> {
-        let usage = match self.cached {
-            Some((at, usage)) if now.saturating_duration_since(at) < self.config.check_interval => {
-                usage
+        let (at, usage) = match self.cached {
+            Some((at, usage))
+                if now.saturating_duration_since(at) < self.config.check_interval
+                    && self.written_since_bytes <= self.config.margin_bytes =>
+            {
+                (at, usage)
             }
-            _ => self.refresh_at(now)?,
+            _ => (now, self.refresh_at(now)?),
         };
-        verdict(usage, self.store_bytes, &self.config)
+        let estimate = FsUsage {
+            used_bytes: usage.used_bytes.saturating_add(self.written_since_bytes),
+            available_bytes: usage
+                .available_bytes
+                .saturating_sub(self.written_since_bytes),
+        };
+        match verdict(estimate, self.store_bytes, &self.config) {
+            // Refuse on a measured figure, not on an estimate: the writes counted may have
+            // gone into preallocated space, or space may have been freed.
+            Err(_)
+                if self.written_since_bytes > 0
+                    && now.saturating_duration_since(at) >= MIN_RECHECK_INTERVAL =>
+            {
+                let usage = self.refresh_at(now)?;
+                verdict(usage, self.store_bytes, &self.config)
+            }
+            other => other,
+        }
+    }
+
+    /// Counts `bytes` the store just appended or allocated against the cached statvfs.
+    pub fn note_written(&mut self, bytes: u64) {
+        self.written_since_bytes = self.written_since_bytes.saturating_add(bytes);
     }
 
     /// Runs statvfs now and caches the answer.
@@ -217,6 +261,7 @@ impl DiskGuard {
             source,
         })?;
         self.cached = Some((now, usage));
+        self.written_since_bytes = 0;
         Ok(usage)
     }
 
@@ -311,6 +356,63 @@ mod tests {
         )
         .is_err());
         assert!(verdict(usage(100, 0), 0, &ratio(1.0)).is_ok());
+    }
+
+    #[test]
+    fn bytes_written_since_the_statvfs_count_against_the_limit() {
+        // A real statvfs of a temp dir, the limit set 256 MiB above what it reports.
+        let dir = std::env::temp_dir();
+        let usage = FsUsage::of(&dir).unwrap();
+        #[allow(clippy::cast_precision_loss)]
+        let ratio_above = (usage.used_bytes + 256 * (1 << 20)) as f64 / usage.total_bytes() as f64;
+        let mut guard = DiskGuard::new(
+            &dir,
+            DiskGuardConfig {
+                check_interval: Duration::from_secs(3600),
+                margin_bytes: u64::MAX,
+                ..ratio(ratio_above)
+            },
+        );
+        let t0 = Instant::now();
+        guard.check_at(t0).unwrap();
+        guard.note_written(512 << 20);
+        assert!(
+            guard.check_at(t0 + Duration::from_millis(1)).is_err(),
+            "the estimate is over the limit"
+        );
+        assert_eq!(guard.statvfs_calls(), 1, "refused on the estimate");
+        // Later, before refusing again, the figure is measured: the noted bytes did not
+        // really land on this filesystem.
+        let _ = guard.check_at(t0 + Duration::from_millis(20));
+        assert_eq!(guard.statvfs_calls(), 2);
+    }
+
+    #[test]
+    fn the_margin_forces_a_fresh_statvfs() {
+        let dir = std::env::temp_dir();
+        let mut guard = DiskGuard::new(
+            &dir,
+            DiskGuardConfig {
+                check_interval: Duration::from_secs(3600),
+                margin_bytes: 1000,
+                ..ratio(1.0)
+            },
+        );
+        guard.check().unwrap();
+        guard.note_written(1000);
+        guard.check().unwrap();
+        assert_eq!(
+            guard.statvfs_calls(),
+            1,
+            "within the margin the answer is reused"
+        );
+        guard.note_written(1);
+        guard.check().unwrap();
+        assert_eq!(
+            guard.statvfs_calls(),
+            2,
+            "past the margin it is measured again"
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    /// A group write failed; the log accepts no more appends.
+    /// A group write failed. Out of space ([`is_out_of_space`]) the writer retries the
+    /// group until space returns; any other error fails the log for good.
     #[error("writing commit log segment {path} failed")]
     Write {
         /// The segment.
@@ -78,6 +79,21 @@ pub enum StoreError {
         /// The guard's finding ([`crate::disk_guard::DiskGuardError::DiskFull`]).
         #[source]
         source: crate::disk_guard::DiskGuardError,
+    },
+    /// The filesystem has no room for a file the append needs (the next segment's
+    /// preallocation, or a write): nothing was placed; appends resume by themselves once
+    /// space is freed.
+    #[error("no space for {what} {path} ({needed_bytes} bytes needed)")]
+    NoSpace {
+        /// What needed the space ("commit log segment").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Bytes it needed.
+        needed_bytes: u64,
+        /// The OS error (ENOSPC or EDQUOT).
+        #[source]
+        source: Arc<io::Error>,
     },
     /// No readable record at this physical offset (not in this shard, not yet visible, or
     /// past the end).
@@ -147,6 +163,47 @@ impl StoreError {
     /// True for a full disk: the server answers SEND with a "disk full" status and retries
     /// later, instead of treating the store as broken.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::DiskFull { .. })
+        matches!(
+            self,
+            StoreError::DiskFull { .. } | StoreError::NoSpace { .. }
+        )
+    }
+
+    /// True when the OS error behind this one is a full filesystem ([`is_out_of_space`]).
+    pub fn is_out_of_space(&self) -> bool {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = current {
+            let io_error = error
+                .downcast_ref::<io::Error>()
+                .or_else(|| error.downcast_ref::<Arc<io::Error>>().map(|e| &**e));
+            if io_error.is_some_and(is_out_of_space) {
+                return true;
+            }
+            current = error.source();
+        }
+        false
+    }
+}
+
+/// True for the errors a full filesystem gives (ENOSPC, EDQUOT): the operation may succeed
+/// once space is freed, so the store retries instead of giving up.
+pub fn is_out_of_space(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Displays an error with its chain of sources (`outer: cause: root cause`), so a log line
+/// says *why* (e.g. "No space left on device") and not only what failed.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }

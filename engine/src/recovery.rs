@@ -204,6 +204,24 @@ pub fn list_segments(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, StoreError> {
     Ok(out)
 }
 
+/// True for a segment file shorter than a segment whose first record slot holds nothing:
+/// what a creation interrupted before its preallocation finished leaves. Records are only
+/// written to a segment after its preallocation, so such a file holds no data.
+fn is_unfinished_creation(path: &Path, segment_size_bytes: u64) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let len = std::fs::metadata(path)
+        .map_err(StoreError::io("stat segment", path))?
+        .len();
+    if len >= segment_size_bytes {
+        return Ok(false);
+    }
+    let mut head = Vec::with_capacity(BLANK_RECORD_SIZE);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(BLANK_RECORD_SIZE as u64).read_to_end(&mut head))
+        .map_err(StoreError::io("read segment", path))?;
+    Ok(head.iter().all(|&b| b == 0))
+}
+
 /// What the scan found, once it is done.
 #[derive(Debug)]
 pub struct RecoveredLog {
@@ -242,7 +260,20 @@ impl LogScanner {
         check_crc: bool,
     ) -> Result<Self, StoreError> {
         let mut segments = BTreeMap::new();
-        for (start, path) in list_segments(dir)? {
+        let mut files = list_segments(dir)?;
+        if let Some((&last_start, last_path)) = files.last_key_value() {
+            if is_unfinished_creation(last_path, segment_size_bytes)? {
+                // A crash (or a full disk) while the segment was preallocated: nothing was
+                // ever written to it, and extending it now could need space the disk does
+                // not have. The append that needs it creates it again.
+                compio::fs::remove_file(last_path)
+                    .await
+                    .map_err(StoreError::io("remove unfinished segment", last_path))?;
+                tracing::warn!(path = %last_path.display(), "removed a segment whose creation never finished");
+                files.remove(&last_start);
+            }
+        }
+        for (start, path) in files {
             if start % segment_size_bytes != 0 {
                 return Err(StoreError::InvalidConfig {
                     name: "segment_size_bytes (a segment name is not a multiple of it)",

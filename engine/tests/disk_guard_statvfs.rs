@@ -13,6 +13,7 @@ fn config(max_used_ratio: f64, quota_bytes: Option<u64>) -> DiskGuardConfig {
         max_used_ratio,
         quota_bytes,
         check_interval: Duration::from_secs(3600),
+        ..DiskGuardConfig::default()
     }
 }
 

@@ -12,8 +12,12 @@
 //! an 8-byte blank record (`remaining`, `BLANK_MAGIC`) closes it and the record goes to the
 //! start of the next one. `durable_end ≤ written_end ≤ appended end`: bytes below
 //! `written_end` are in the page cache, bytes below `durable_end` were covered by an
-//! fdatasync. After a failed write or fdatasync the log refuses further appends (the state
-//! of the file is unknown after a failed fsync, so retrying could acknowledge lost data).
+//! fdatasync. After a failed fdatasync, or a write failed for any reason but a full disk,
+//! the log refuses further appends (the state of the file is unknown after a failed fsync,
+//! so retrying could acknowledge lost data). A full disk is a state the log leaves by
+//! itself: a segment that cannot be preallocated is not created (the appends needing it are
+//! refused, [`CommitLog::missing_segments_for`] / [`CommitLog::create_segment`]), and a
+//! group whose write ran out of space is written again by the writer.
 //!
 //! **Crash.** Appended but unwritten bytes are lost with the process; nobody was answered for
 //! them. Written but unsynced bytes survive a process kill (page cache) and may be lost, torn
@@ -38,7 +42,7 @@ use ringmq_protocol::message::{
     encode_record_ref, encoded_len_ref, StoredMessageRef, BLANK_MAGIC, BLANK_RECORD_SIZE,
 };
 
-use crate::error::StoreError;
+use crate::error::{is_out_of_space, StoreError};
 pub use append::{AppendBuffer, WriteRun};
 pub use segment::{parse_segment_file_name, segment_file_name, Segment};
 
@@ -125,6 +129,9 @@ pub struct CommitLog {
     dir: PathBuf,
     segment_size_bytes: u64,
     segments: RefCell<BTreeMap<u64, Rc<Segment>>>,
+    /// Held while a segment is created: an append and the preallocation ahead may ask for
+    /// the same one, and a creation that fails removes its file.
+    create_lock: futures_util::lock::Mutex<()>,
     state: RefCell<LogState>,
 }
 
@@ -148,6 +155,7 @@ impl CommitLog {
             dir,
             segment_size_bytes,
             segments: RefCell::new(segments),
+            create_lock: futures_util::lock::Mutex::new(()),
             state: RefCell::new(LogState {
                 pending: AppendBuffer::starting_at(end),
                 open_seq: 1,
@@ -230,19 +238,18 @@ impl CommitLog {
                 segment_size_bytes: seg,
             });
         }
-        let mut at = st.pending.end_offset();
-        let mut seg_start = at - at % seg;
-        let remaining = seg_start + seg - at;
-        if len + BLANK_RECORD_SIZE as u64 > remaining {
-            // `remaining ≤ segment size ≤ i32::MAX` (checked at open).
-            let remaining_i32 = i32::try_from(remaining).unwrap_or(i32::MAX);
-            st.pending.push_with(seg_start, at, |out| {
+        let end = st.pending.end_offset();
+        let at = record_start(end, len, seg);
+        let seg_start = at - at % seg;
+        if at != end {
+            // Closes the segment holding `end` with a blank record. `remaining ≤ segment
+            // size ≤ i32::MAX` (checked at open).
+            let remaining_i32 = i32::try_from(at - end).unwrap_or(i32::MAX);
+            st.pending.push_with(at - seg, end, |out| {
                 out.extend_from_slice(&remaining_i32.to_be_bytes());
                 out.extend_from_slice(&BLANK_MAGIC.to_be_bytes());
                 Ok::<_, StoreError>(BLANK_RECORD_SIZE)
             })?;
-            at = seg_start + seg;
-            seg_start = at;
         }
         if at + len > MAX_LOG_OFFSET {
             return Err(StoreError::LogFull {
@@ -309,7 +316,11 @@ impl CommitLog {
             }
             Err((path, source)) => {
                 let source = Arc::new(source);
-                st.failed = Some(Arc::clone(&source));
+                // A failed write (unlike a failed fdatasync) leaves the page cache holding
+                // what it held: writing the group again once space is freed is safe.
+                if !is_out_of_space(&source) {
+                    st.failed = Some(Arc::clone(&source));
+                }
                 Err(StoreError::Write { path, source })
             }
         }
@@ -350,7 +361,49 @@ impl CommitLog {
         Ok(())
     }
 
+    /// Start offsets of the segments that records of `record_lens` bytes, appended now in
+    /// this order, would go to and that do not exist yet. Pure (reads the log's state).
+    pub fn missing_segments_for(&self, record_lens: &[u64]) -> Vec<u64> {
+        let seg = self.segment_size_bytes;
+        let segments = self.segments.borrow();
+        let mut missing = Vec::new();
+        let mut end = self.appended_end();
+        for &len in record_lens {
+            let at = record_start(end, len, seg);
+            let seg_start = at - at % seg;
+            if !segments.contains_key(&seg_start) && missing.last() != Some(&seg_start) {
+                missing.push(seg_start);
+            }
+            end = at + len;
+        }
+        missing
+    }
+
+    /// Creates (preallocates) the segment starting at `start` unless it exists. A full disk
+    /// is [`StoreError::NoSpace`] and leaves the log as it was: appends that need the
+    /// segment are refused, and the next one tries again.
+    pub async fn create_segment(&self, start: u64) -> Result<(), StoreError> {
+        match self.segment_or_create(start).await {
+            Ok(_) => Ok(()),
+            Err((path, source)) if is_out_of_space(&source) => Err(StoreError::NoSpace {
+                what: "commit log segment",
+                path,
+                needed_bytes: self.segment_size_bytes,
+                source: Arc::new(source),
+            }),
+            Err((path, source)) => Err(StoreError::Io {
+                op: "create commit log segment",
+                path,
+                source,
+            }),
+        }
+    }
+
     async fn segment_or_create(&self, start: u64) -> Result<Rc<Segment>, (PathBuf, io::Error)> {
+        if let Some(segment) = self.segments.borrow().get(&start) {
+            return Ok(Rc::clone(segment));
+        }
+        let _creating = self.create_lock.lock().await;
         if let Some(segment) = self.segments.borrow().get(&start) {
             return Ok(Rc::clone(segment));
         }
@@ -448,6 +501,19 @@ impl CommitLog {
             return Err(StoreError::NotFound { physical_offset });
         }
         Ok((segment, pos_in_file))
+    }
+}
+
+/// Where a record of `len` bytes appended at log offset `end` starts: at `end`, or at the
+/// next segment's start when `len` plus the closing blank record do not fit in the rest of
+/// the segment (then a blank record fills `end..start`). Pure; `len + 8 ≤ segment_size`.
+pub fn record_start(end: u64, len: u64, segment_size_bytes: u64) -> u64 {
+    let seg_start = end - end % segment_size_bytes;
+    let remaining = seg_start + segment_size_bytes - end;
+    if len + BLANK_RECORD_SIZE as u64 > remaining {
+        seg_start + segment_size_bytes
+    } else {
+        end
     }
 }
 

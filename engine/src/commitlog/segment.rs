@@ -45,7 +45,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 
 impl Segment {
     /// Creates (or reuses an empty leftover of) the segment starting at `start_offset` in `dir`
-    /// and preallocates it to `size_bytes`.
+    /// and preallocates it to `size_bytes`. If the preallocation fails (a full disk) the file
+    /// is removed again, so that nothing half-made is left for recovery to open: nothing was
+    /// ever written to it.
     pub async fn create(dir: &Path, start_offset: u64, size_bytes: u64) -> io::Result<Segment> {
         let path = dir.join(segment_file_name(start_offset));
         let file = compio::fs::OpenOptions::new()
@@ -60,7 +62,14 @@ impl Segment {
             path,
             file,
         };
-        segment.ensure_allocated().await?;
+        if let Err(error) = segment.ensure_allocated().await {
+            let Segment { path, file, .. } = segment;
+            drop(file);
+            if let Err(remove_error) = compio::fs::remove_file(&path).await {
+                tracing::warn!(path = %path.display(), %remove_error, "could not remove a segment whose preallocation failed");
+            }
+            return Err(error);
+        }
         Ok(segment)
     }
 

@@ -19,9 +19,44 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::commitlog::flush::{write_checkpoint, FlushPolicy};
-use crate::error::StoreError;
+use crate::error::{ErrorChain, StoreError};
 
 use super::Inner;
+
+/// How often a failing background flush is logged (with how many failures were not).
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Lets one event through per interval and counts those it held back.
+#[derive(Debug)]
+struct RateLimit {
+    interval: Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(interval: Duration) -> Self {
+        RateLimit {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(events held back since the last one let through)` if this one may pass.
+    fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < self.interval)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
 
 impl Inner {
     /// See [`crate::store::Store::flush`].
@@ -54,6 +89,7 @@ impl Inner {
             .unwrap_or(self.config.checkpoint_interval_ms)
             .min(self.config.checkpoint_interval_ms);
         let mut since_checkpoint_ms = 0;
+        let mut failure_log = RateLimit::new(FAILURE_LOG_INTERVAL);
         loop {
             let sleep = compio::time::sleep(Duration::from_millis(tick_ms));
             let woken = self.flusher_wake.wait();
@@ -71,12 +107,42 @@ impl Inner {
                 Ok(())
             };
             if let Err(error) = result {
-                tracing::error!(%error, shard = self.shard_id, "background flush failed");
+                if let Some(suppressed) = failure_log.allow() {
+                    tracing::error!(error = %ErrorChain(&error), shard = self.shard_id, suppressed, "background flush failed");
+                }
                 if let Some(source) = self.log.failure() {
                     self.progress.fail(source);
                 }
             }
+            self.preallocate_next_segment().await;
         }
+    }
+
+    /// Creates the segment after the one being written once that one is half full, so that
+    /// appends rarely wait for a preallocation, and a disk too full for the next segment
+    /// shows in the log before appends need it. A failure here refuses nothing: the append
+    /// that needs the segment tries again (and is refused if the disk is still full).
+    async fn preallocate_next_segment(&self) {
+        let segment_size = self.config.segment_size_bytes;
+        let end = self.log.appended_end();
+        let next = end - end % segment_size + segment_size;
+        if end % segment_size < segment_size / 2 || self.log.segment(next).is_some() {
+            return;
+        }
+        match self.log.create_segment(next).await {
+            Ok(()) => self.segment_created(),
+            Err(error) => {
+                if self
+                    .preallocation_failures
+                    .replace(self.preallocation_failures.get() + 1)
+                    == 0
+                {
+                    tracing::warn!(error = %ErrorChain(&error), shard = self.shard_id, "could not preallocate the next commit log segment; sends that need it are refused until space is freed");
+                }
+                return;
+            }
+        }
+        self.preallocation_failures.set(0);
     }
 
     /// fdatasyncs the log and the queues touched since the last checkpoint, then records

@@ -107,6 +107,12 @@ struct Inner {
     arrivals: RefCell<Vec<Arrival>>,
     listener: RefCell<Option<ArrivalListener>>,
     disk_guard: RefCell<DiskGuard>,
+    /// Set while the writer retries a group write that ran out of space: appends are
+    /// refused meanwhile.
+    write_stalled: RefCell<Option<std::sync::Arc<std::io::Error>>>,
+    /// Failed attempts to preallocate the next segment ahead, since the last success (the
+    /// first is logged).
+    preallocation_failures: Cell<u64>,
     estimator: Estimator,
     closing: Cell<bool>,
     tasks: RefCell<Vec<JoinHandle<()>>>,

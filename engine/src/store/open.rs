@@ -22,7 +22,7 @@ use futures_util::lock::Mutex;
 use crate::commitlog::flush::{read_checkpoint, write_checkpoint};
 use crate::commitlog::{CommitLog, LogLock};
 use crate::disk_guard::DiskGuard;
-use crate::error::StoreError;
+use crate::error::{ErrorChain, StoreError};
 use crate::page_cache::Estimator;
 use crate::queues::{Placement, QueueTable};
 use crate::recovery::LogScanner;
@@ -95,8 +95,33 @@ impl Inner {
                 slot.queue_id
             );
         }
-        queues.sync_all().await?;
-        write_checkpoint(&log_dir, end).await?;
+        // On a full disk the repairs above may not be writable: the store still opens, to
+        // serve reads; the queues stay dirty (the flusher writes them once space returns)
+        // and the checkpoint stays where it was (recovery then scans from further back).
+        let mut checkpointed = end;
+        let mut queues_dirty = false;
+        let durable = match queues.sync_all().await {
+            Ok(()) => write_checkpoint(&log_dir, end).await,
+            Err(error) => {
+                queues_dirty = true;
+                Err(error)
+            }
+        };
+        if let Err(error) = durable {
+            if !error.is_out_of_space() {
+                return Err(error);
+            }
+            tracing::warn!(error = %ErrorChain(&error), shard = shard_id, "the disk is full: opened without moving the checkpoint; sends are refused until space is freed, reads are served");
+            checkpointed = checkpoint.unwrap_or(0).min(end);
+            if checkpoint.is_some_and(|c| c > end) {
+                // A checkpoint past the cut log would make the next recovery start beyond
+                // its end; without one it scans the last segments.
+                let path = crate::commitlog::flush::checkpoint_path(&log_dir);
+                compio::fs::remove_file(&path)
+                    .await
+                    .map_err(StoreError::io("remove checkpoint", &path))?;
+            }
+        }
         let log = CommitLog::from_recovered(
             shard_id,
             log_dir,
@@ -116,16 +141,25 @@ impl Inner {
             flusher_wake: Notify::default(),
             progress: GroupProgress::default(),
             dispatched_end: Cell::new(end),
-            checkpointed: Cell::new(end),
+            checkpointed: Cell::new(checkpointed),
             checkpoint_lock: Mutex::new(()),
             dirty_slots: RefCell::new(Vec::new()),
             arrivals: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
             disk_guard: RefCell::new(disk_guard),
+            write_stalled: RefCell::new(None),
+            preallocation_failures: Cell::new(0),
             estimator,
             closing: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
         };
+        if queues_dirty {
+            for slot in inner.queues.all() {
+                if !slot.dirty.replace(true) {
+                    inner.dirty_slots.borrow_mut().push(slot);
+                }
+            }
+        }
         inner.update_store_bytes();
         inner.debug_assert_log_ends();
 

@@ -12,8 +12,13 @@
 //! **Invariants.** Groups are contiguous: each starts at the previous one's end, which is
 //! `dispatched_end`. A group's dispatch entries lie inside it in log order. A queue's
 //! `max_offset ≤ next_offset`: `next_offset` moves at append, `max_offset` at dispatch. A
-//! failed write or fdatasync fails the log for good: its group and every later one are never
-//! dispatched, and their appenders get the error.
+//! failed fdatasync, or a write failed for another reason than a full disk, fails the log
+//! for good: its group and every later one are never dispatched, and their appenders get
+//! the error. A full disk never fails the log: every segment a batch goes to is created
+//! before the batch is placed (a segment that cannot be preallocated refuses the batch with
+//! [`StoreError::NoSpace`]), and a group write that runs out of space anyway (a filesystem
+//! without preallocation) is written again every second until it succeeds, appends being
+//! refused meanwhile.
 //!
 //! **Crash.** Appended but unwritten messages are lost with the process; no appender was
 //! answered for them. A group written but not dispatched, or dispatched while its queue
@@ -21,19 +26,29 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use ringmq_protocol::message::{encoded_len_ref, properties, sysflag, tags_code, StoredMessageRef};
+use ringmq_protocol::message::{
+    encoded_len_ref, properties, sysflag, tags_code, StoredMessageRef, BLANK_RECORD_SIZE,
+};
 
 use crate::clock::now_ms;
 use crate::commitlog::flush::FlushPolicy;
 use crate::commitlog::{split_physical, Group};
 use crate::consumequeue::CqEntry;
 use crate::disk_guard::DiskGuardError;
-use crate::error::StoreError;
+use crate::error::{is_out_of_space, ErrorChain, StoreError};
 use crate::queues::QueueSlot;
 
 use super::{Inner, Store};
+
+/// How often a group write that ran out of space is tried again.
+pub const WRITE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A write stalled on a full disk is logged at most this often.
+const STALL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Arrivals kept for [`Store::drain_arrivals`] when no listener is set.
 pub const MAX_UNDRAINED_ARRIVALS: usize = 65_536;
@@ -166,19 +181,6 @@ impl Inner {
         for msg in &msgs {
             slots.push(self.queues.slot(&msg.topic, msg.queue_id).await?);
         }
-        // From here to the end of the appends nothing awaits: the order is fixed now.
-        if self.closing.get() {
-            return Err(StoreError::Closed);
-        }
-        self.disk_guard.borrow_mut().check().map_err(|e| match e {
-            DiskGuardError::Statvfs { path, source } => StoreError::Io {
-                op: "statvfs",
-                path,
-                source,
-            },
-            full => StoreError::DiskFull { source: full },
-        })?;
-        let store_timestamp = now_ms();
         let mut refs: Vec<StoredMessageRef<'_>> = msgs
             .iter()
             .map(|m| StoredMessageRef {
@@ -189,7 +191,7 @@ impl Inner {
                 sys_flag: m.sys_flag,
                 born_timestamp: m.born_timestamp,
                 born_host: m.born_host,
-                store_timestamp,
+                store_timestamp: 0,
                 store_host: m.store_host,
                 reconsume_times: m.reconsume_times,
                 prepared_transaction_offset: m.prepared_transaction_offset,
@@ -198,16 +200,39 @@ impl Inner {
                 properties: &m.properties,
             })
             .collect();
-        // Validate every record first so that a batch is appended whole or not at all.
-        for r in &refs {
-            let len = encoded_len_ref(r).map_err(|source| StoreError::Encode { source })?;
-            let len = len as u64 + 8;
-            if len > self.config.segment_size_bytes {
-                return Err(StoreError::MessageTooLarge {
-                    size_bytes: len - 8,
-                    segment_size_bytes: self.config.segment_size_bytes,
+        let record_lens = record_lens(&refs, self.config.segment_size_bytes)?;
+        self.check_disk_guard()?;
+        // Every segment the batch goes to exists before anything is placed: a full disk
+        // refuses the batch whole instead of failing the log. Creating one awaits, so the
+        // check is made again until it passes without awaiting.
+        loop {
+            if self.closing.get() {
+                return Err(StoreError::Closed);
+            }
+            if let Some(source) = self.write_stalled.borrow().clone() {
+                return Err(StoreError::NoSpace {
+                    what: "commit log write",
+                    path: self.log.dir().to_path_buf(),
+                    needed_bytes: self.log.pending_bytes() as u64,
+                    source,
                 });
             }
+            let missing = self.log.missing_segments_for(&record_lens);
+            if missing.is_empty() {
+                break;
+            }
+            for start in missing {
+                self.log.create_segment(start).await?;
+                self.segment_created();
+            }
+        }
+        // From here to the end of the appends nothing awaits: the order is fixed now.
+        self.disk_guard
+            .borrow_mut()
+            .note_written(record_lens.iter().sum());
+        let store_timestamp = now_ms();
+        for r in &mut refs {
+            r.store_timestamp = store_timestamp;
         }
         let mut results = Vec::with_capacity(refs.len());
         let mut group_seq = 0;
@@ -253,17 +278,80 @@ impl Inner {
         Ok((group_seq, results))
     }
 
+    /// The disk guard's verdict for an append now.
+    fn check_disk_guard(&self) -> Result<(), StoreError> {
+        self.disk_guard.borrow_mut().check().map_err(|e| match e {
+            DiskGuardError::Statvfs { path, source } => StoreError::Io {
+                op: "statvfs",
+                path,
+                source,
+            },
+            full => StoreError::DiskFull { source: full },
+        })
+    }
+
+    /// Accounts for a segment just created (preallocated).
+    pub(super) fn segment_created(&self) {
+        self.disk_guard
+            .borrow_mut()
+            .note_written(self.config.segment_size_bytes);
+        self.update_store_bytes();
+    }
+
+    /// Writes `group` (and fdatasyncs it with `FlushPolicy::Sync`). A write that runs out of
+    /// space is tried again every [`WRITE_RETRY_INTERVAL`] until it succeeds or the store
+    /// closes; meanwhile appends are refused with [`StoreError::NoSpace`] and the group's
+    /// appenders wait (nobody is answered for bytes that are not written).
+    async fn write_group_until_written(&self, group: &Group) -> Result<(), StoreError> {
+        let mut stalled_since: Option<std::time::Instant> = None;
+        let mut last_logged: Option<std::time::Instant> = None;
+        loop {
+            match self.log.write_group(group).await {
+                Err(StoreError::Write { path, source })
+                    if is_out_of_space(&source) && !self.closing.get() =>
+                {
+                    let now = std::time::Instant::now();
+                    stalled_since.get_or_insert(now);
+                    if last_logged.is_none_or(|at| now.duration_since(at) >= STALL_LOG_INTERVAL) {
+                        last_logged = Some(now);
+                        let error = StoreError::Write {
+                            path,
+                            source: Arc::clone(&source),
+                        };
+                        tracing::error!(error = %ErrorChain(&error), shard = self.shard_id, "commit log write ran out of space; retrying every second, sends are refused until it succeeds");
+                    }
+                    *self.write_stalled.borrow_mut() = Some(source);
+                    compio::time::sleep(WRITE_RETRY_INTERVAL).await;
+                }
+                result => {
+                    if let Some(since) = stalled_since {
+                        self.write_stalled.borrow_mut().take();
+                        if result.is_ok() {
+                            tracing::info!(
+                                shard = self.shard_id,
+                                stalled_ms = since.elapsed().as_millis() as u64,
+                                "commit log writes resumed: space was freed"
+                            );
+                        }
+                    }
+                    result?;
+                    if self.config.flush == FlushPolicy::Sync {
+                        self.log.sync().await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// The group writer: see the module documentation.
     pub(super) async fn writer_loop(self: Rc<Self>) {
         loop {
             while let Some(group) = self.log.take_group() {
                 let dispatch = std::mem::take(&mut *self.pending_dispatch.borrow_mut());
-                let mut result = self.log.write_group(&group).await;
-                if result.is_ok() && self.config.flush == FlushPolicy::Sync {
-                    result = self.log.sync().await.map(|_| ());
-                }
+                let result = self.write_group_until_written(&group).await;
                 if let Err(error) = result {
-                    tracing::error!(%error, shard = self.shard_id, "commit log write failed; appends are refused from now on");
+                    tracing::error!(error = %ErrorChain(&error), shard = self.shard_id, "commit log write failed; appends are refused from now on");
                     let source = self.log.failure().unwrap_or_else(|| {
                         std::sync::Arc::new(std::io::Error::other("commit log failed"))
                     });
@@ -351,6 +439,26 @@ impl Inner {
             }
         }
     }
+}
+
+/// Each record's size, refusing the batch whole if one does not fit a segment (so that a
+/// batch is appended whole or not at all).
+fn record_lens(
+    refs: &[StoredMessageRef<'_>],
+    segment_size_bytes: u64,
+) -> Result<Vec<u64>, StoreError> {
+    refs.iter()
+        .map(|r| {
+            let len = encoded_len_ref(r).map_err(|source| StoreError::Encode { source })? as u64;
+            if len + BLANK_RECORD_SIZE as u64 > segment_size_bytes {
+                return Err(StoreError::MessageTooLarge {
+                    size_bytes: len,
+                    segment_size_bytes,
+                });
+            }
+            Ok(len)
+        })
+        .collect()
 }
 
 /// Whether `group`'s runs tile its bytes in order and cover its log range without a gap,

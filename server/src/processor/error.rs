@@ -188,9 +188,10 @@ fn shard_code(error: &ShardError) -> i32 {
 /// producer tries another broker), a message the store cannot take is illegal.
 fn store_code(error: &StoreError) -> i32 {
     match error {
-        StoreError::DiskFull { .. } | StoreError::Closed | StoreError::LogFull { .. } => {
-            response_code::SERVICE_NOT_AVAILABLE
-        }
+        StoreError::DiskFull { .. }
+        | StoreError::NoSpace { .. }
+        | StoreError::Closed
+        | StoreError::LogFull { .. } => response_code::SERVICE_NOT_AVAILABLE,
         StoreError::MessageTooLarge { .. } | StoreError::Encode { .. } => {
             response_code::MESSAGE_ILLEGAL
         }
