@@ -74,12 +74,10 @@ impl Broker {
     pub fn start_on_store(store: tempfile::TempDir, extra_args: &[&str]) -> Broker {
         let embedded = !extra_args.contains(&"--namesrv");
         let mut command = Command::new(server_binary());
-        command.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--segment-size",
-            TEST_SEGMENT_SIZE,
-        ]);
+        command.args(["--listen", "127.0.0.1:0"]);
+        if !extra_args.contains(&"--segment-size") {
+            command.args(["--segment-size", TEST_SEGMENT_SIZE]);
+        }
         if embedded {
             command.args(["--namesrv-listen", "127.0.0.1:0"]);
         }
