@@ -10,7 +10,7 @@ use ringmq_protocol::codes::request_code;
 use ringmq_protocol::command::RemotingCommand;
 
 use crate::connection::{Connection, Response, Service};
-use crate::processor::{admin, client, message, offset, pull, send, stats, Answer};
+use crate::processor::{admin, client, message, metadata, offset, pull, send, stats, Answer};
 use crate::reply::not_supported;
 use crate::shard::Shard;
 
@@ -70,6 +70,10 @@ impl Service for Router {
             request_code::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, &request).await,
             request_code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, &request).await,
             request_code::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, &request),
+            request_code::GET_ALL_CONSUMER_OFFSET => {
+                metadata::all_consumer_offsets(shard, &request).await
+            }
+            request_code::GET_ALL_DELAY_OFFSET => metadata::all_delay_offsets(&request),
             request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request),
             request_code::GET_TOPIC_CONFIG => admin::topic_config(shard, &request),
             request_code::GET_CONSUME_STATS => stats::consume_stats(shard, &request).await,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod client;
 pub mod error;
 pub mod message;
+pub mod metadata;
 pub mod offset;
 pub mod pull;
 pub mod send;

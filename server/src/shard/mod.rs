@@ -31,7 +31,7 @@ use ringmq_engine::disk_guard::DiskGuardConfig;
 use ringmq_engine::error::StoreError;
 use ringmq_engine::offsets::{ConsumerOffsets, OffsetsError};
 use ringmq_engine::store::{Arrival, GetMessageStatus, PutMessage, PutResult, Store, StoreConfig};
-use ringmq_protocol::body::split_offset_table_key;
+use ringmq_protocol::body::{split_offset_table_key, ConsumerOffsetSerializeWrapper};
 
 use self::connections::Connections;
 use self::hold_registry::PullHold;
@@ -484,6 +484,30 @@ impl Shard {
                 .await??;
         }
         Ok(removed)
+    }
+
+    /// Every committed offset of every shard as one table (GET_ALL_CONSUMER_OFFSET: what a
+    /// slave copies and mqadmin exports). Each queue lives on one shard, so the union has
+    /// no conflicting entries.
+    pub async fn all_consumer_offsets(
+        self: &Rc<Self>,
+    ) -> Result<ConsumerOffsetSerializeWrapper, ShardError> {
+        let mut all = ConsumerOffsetSerializeWrapper::default();
+        for owner in 0..self.shared.shards() {
+            let table = self
+                .on_shard(owner, |owner: Rc<Shard>| async move {
+                    owner.offsets.borrow().to_wrapper()
+                })
+                .await?;
+            for (key, queues) in table.offset_table {
+                all.offset_table.entry(key).or_default().extend(queues);
+            }
+            all.data_version = match (all.data_version.take(), table.data_version) {
+                (Some(a), Some(b)) => Some(if b.counter > a.counter { b } else { a }),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(all)
     }
 
     /// Topics on which `group` has a committed offset, on any shard.
