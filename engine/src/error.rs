@@ -95,6 +95,18 @@ pub enum StoreError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// Bytes replicated from a master do not fit this log: the slave's log differs from the
+    /// master's (another store, another segment size or shard count, or a log ahead of the
+    /// master's). Nothing was placed.
+    #[error("replicated bytes at log offset {log_offset} do not fit this log (it ends at {expected_log_offset}): {detail}")]
+    ReplicaDiverged {
+        /// Where the master's bytes start.
+        log_offset: u64,
+        /// Where this log ends.
+        expected_log_offset: u64,
+        /// What does not match.
+        detail: &'static str,
+    },
     /// No readable record at this physical offset (not in this shard, not yet visible, or
     /// past the end).
     #[error("no message at physical offset {physical_offset}")]

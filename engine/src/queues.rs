@@ -119,6 +119,11 @@ impl QueueTable {
             .join(queue_id.to_string())
     }
 
+    /// Whether `(topic, queue_id)` is a valid queue placed on this shard.
+    pub(crate) fn owns(&self, topic: &str, queue_id: i32) -> bool {
+        valid_queue(topic, queue_id) && (self.owns_queue)(topic, queue_id)
+    }
+
     pub(crate) fn existing(&self, topic: &str, queue_id: i32) -> Option<Rc<QueueSlot>> {
         self.map.borrow().get(topic)?.get(&queue_id).cloned()
     }

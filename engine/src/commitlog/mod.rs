@@ -361,6 +361,48 @@ impl CommitLog {
         Ok(())
     }
 
+    /// A slave's append: places `bytes` (whole records copied from the master's log, checked
+    /// by the caller) at `log_offset`, which must be where this log ends, or the start of
+    /// the next segment when the master closed the current one with a blank record. The
+    /// bytes must lie in one segment, which must exist. Synchronous, like [`Self::append`];
+    /// returns the group the bytes joined.
+    pub fn append_replicated(&self, log_offset: u64, bytes: &[u8]) -> Result<u64, StoreError> {
+        let mut st = self.state.borrow_mut();
+        if let Some(source) = &st.failed {
+            return Err(StoreError::LogFailed {
+                source: Arc::clone(source),
+            });
+        }
+        let seg = self.segment_size_bytes;
+        let end = st.pending.end_offset();
+        let next_segment = end - end % seg + seg;
+        if log_offset != end && !(log_offset == next_segment && end % seg != 0) {
+            return Err(StoreError::ReplicaDiverged {
+                log_offset,
+                expected_log_offset: end,
+                detail: "the master's bytes do not continue this log",
+            });
+        }
+        let seg_start = log_offset - log_offset % seg;
+        if log_offset + bytes.len() as u64 > seg_start + seg {
+            return Err(StoreError::ReplicaDiverged {
+                log_offset,
+                expected_log_offset: end,
+                detail: "a replicated frame crosses a segment end (another segment size?)",
+            });
+        }
+        if !self.segments.borrow().contains_key(&seg_start) {
+            return Err(StoreError::NotFound {
+                physical_offset: to_physical(self.shard_id, seg_start).unwrap_or(-1),
+            });
+        }
+        st.pending.push_with(seg_start, log_offset, |out| {
+            out.extend_from_slice(bytes);
+            Ok::<_, StoreError>(bytes.len())
+        })?;
+        Ok(st.open_seq)
+    }
+
     /// Start offsets of the segments that records of `record_lens` bytes, appended now in
     /// this order, would go to and that do not exist yet. Pure (reads the log's state).
     pub fn missing_segments_for(&self, record_lens: &[u64]) -> Vec<u64> {

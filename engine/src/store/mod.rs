@@ -41,6 +41,7 @@ mod config;
 mod flusher;
 mod open;
 mod reader;
+mod replica;
 mod time_search;
 mod writer;
 
@@ -67,6 +68,7 @@ pub use reader::{
     plan_reads, FoundMessage, GetMessageResult, GetMessageStatus, TransferLimits,
     MAX_COALESCED_READ_BYTES, MAX_READ_GAP_BYTES,
 };
+pub use replica::{ReplicationFrame, DEFAULT_FRAME_BYTES};
 pub use writer::{AppendTicket, Arrival, PutMessage, PutResult, MAX_UNDRAINED_ARRIVALS};
 use writer::{ArrivalListener, Dispatch};
 

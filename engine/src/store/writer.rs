@@ -153,6 +153,16 @@ pub(super) struct Dispatch {
     entry: CqEntry,
 }
 
+impl Dispatch {
+    pub(super) fn new(slot: Rc<QueueSlot>, queue_offset: i64, entry: CqEntry) -> Self {
+        Dispatch {
+            slot,
+            queue_offset,
+            entry,
+        }
+    }
+}
+
 /// Called for every message that becomes readable.
 pub(super) type ArrivalListener = Box<dyn FnMut(&Arrival)>;
 
@@ -279,7 +289,7 @@ impl Inner {
     }
 
     /// The disk guard's verdict for an append now.
-    fn check_disk_guard(&self) -> Result<(), StoreError> {
+    pub(super) fn check_disk_guard(&self) -> Result<(), StoreError> {
         self.disk_guard.borrow_mut().check().map_err(|e| match e {
             DiskGuardError::Statvfs { path, source } => StoreError::Io {
                 op: "statvfs",
@@ -360,7 +370,18 @@ impl Inner {
                 }
                 // Groups are contiguous, and so is each one; its entries lie in it, in log
                 // order.
-                debug_assert_eq!(group.range.start, self.dispatched_end.get());
+                // (On a slave a group may start at the next segment when the previous
+                // frame ended with the blank record closing a segment.)
+                debug_assert!(
+                    group.range.start == self.dispatched_end.get()
+                        || (group.range.start % self.config.segment_size_bytes == 0
+                            && group.range.start > self.dispatched_end.get()
+                            && group.range.start - self.dispatched_end.get()
+                                < self.config.segment_size_bytes),
+                    "group starts at {} but the log is dispatched to {}",
+                    group.range.start,
+                    self.dispatched_end.get()
+                );
                 debug_assert!(group_is_contiguous(&group, self.config.segment_size_bytes));
                 debug_assert!(dispatch
                     .iter()

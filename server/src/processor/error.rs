@@ -204,7 +204,8 @@ fn store_code(error: &StoreError) -> i32 {
         | StoreError::Corrupt { .. }
         | StoreError::ConsumeQueue { .. }
         | StoreError::InvalidConfig { .. }
-        | StoreError::Locked { .. } => response_code::SYSTEM_ERROR,
+        | StoreError::Locked { .. }
+        | StoreError::ReplicaDiverged { .. } => response_code::SYSTEM_ERROR,
     }
 }
 
