@@ -90,11 +90,12 @@ pub struct BrokerArgs {
     /// [default: async].
     #[arg(long, value_enum)]
     pub flush: Option<FlushMode>,
-    /// master or slave [default: master]. slave is not supported yet: refused at start
-    /// until master/slave replication is built.
+    /// master or slave [default: master]. A slave (with --broker-id N ≥ 1 and --master)
+    /// copies its master's logs shard by shard, serves pulls and refuses sends.
     #[arg(long, value_enum)]
     pub role: Option<Role>,
-    /// Master's HA address for a slave (host:port). Not supported yet: refused at start.
+    /// A slave's master: the master broker's address (host:port). The slave connects to the
+    /// master's HA port, which the name server names (or, until it answers, that port + 1).
     #[arg(long, value_name = "HOST:PORT")]
     pub master: Option<String>,
     /// Broker name shared by a master and its slaves [default: host name].
@@ -107,7 +108,8 @@ pub struct BrokerArgs {
     /// sync is not supported yet: refused at start.
     #[arg(long, value_enum)]
     pub replication: Option<ReplicationMode>,
-    /// HA listen address [default: listen port + 1]. Not supported yet: refused at start.
+    /// A master's HA listen address, where its slaves connect [default: the listen port + 1;
+    /// a free port when the listen port is 0].
     #[arg(long, value_name = "ADDR")]
     pub ha_listen: Option<SocketAddr>,
     /// Metrics (Prometheus text) listen address [default: off]. Not supported yet: refused at
@@ -160,6 +162,9 @@ pub struct BrokerConfig {
     pub flush: FlushMode,
     pub role: Role,
     pub master: Option<String>,
+    /// A slave's master HA address as broker.conf's `haMasterAddress` gives it (used as is,
+    /// not derived from `master`).
+    pub ha_master_address: Option<String>,
     pub cluster_name: String,
     pub broker_name: String,
     pub broker_id: i64,
@@ -201,6 +206,7 @@ impl Default for BrokerConfig {
             flush: FlushMode::Async,
             role: Role::Master,
             master: None,
+            ha_master_address: None,
             cluster_name: "DefaultCluster".to_owned(),
             broker_name: host_name(),
             broker_id: 0,
@@ -308,7 +314,7 @@ impl BrokerConfig {
                     "SLAVE" => self.role = Role::Slave,
                     _ => return Err(bad("expected ASYNC_MASTER, SYNC_MASTER or SLAVE")),
                 },
-                "haMasterAddress" => self.master = Some(value.to_owned()),
+                "haMasterAddress" => self.ha_master_address = Some(value.to_owned()),
                 "autoCreateTopicEnable" => self.auto_create_topics = parse_java_bool(value),
                 "defaultTopicQueueNums" => {
                     self.default_topic_queue_nums =
@@ -457,9 +463,9 @@ impl BrokerConfig {
             (Role::Slave, id) if id <= 0 => Err(ConfigError::Invalid(format!(
                 "a slave needs --broker-id > 0, got {id}"
             ))),
-            (Role::Slave, _) if self.master.is_none() => Err(ConfigError::Invalid(
-                "a slave needs --master HOST:PORT".to_owned(),
-            )),
+            (Role::Slave, _) if self.master.is_none() && self.ha_master_address.is_none() => Err(
+                ConfigError::Invalid("a slave needs --master HOST:PORT".to_owned()),
+            ),
             _ => Ok(()),
         }
     }
@@ -472,26 +478,11 @@ impl BrokerConfig {
                 "{what} is not supported yet: {why}"
             )))
         };
-        if self.role == Role::Slave {
-            return not_yet(
-                "--role slave (brokerRole=SLAVE)",
-                "master/slave replication is not built; this broker would run as a master and take sends",
-            );
-        }
-        if self.master.is_some() {
-            return not_yet(
-                "--master (haMasterAddress)",
-                "master/slave replication is not built",
-            );
-        }
         if self.replication == ReplicationMode::Sync {
             return not_yet(
                 "--replication sync (brokerRole=SYNC_MASTER)",
                 "there is no slave to wait for; use --replication async (ASYNC_MASTER)",
             );
-        }
-        if self.ha_listen.is_some() {
-            return not_yet("--ha-listen", "master/slave replication is not built");
         }
         if self.metrics_listen.is_some() {
             return not_yet("--metrics-listen", "the metrics endpoint is not built");
@@ -682,16 +673,7 @@ mod tests {
     #[test]
     fn settings_not_built_yet_are_refused_at_start() {
         for argv in [
-            &[
-                "--role",
-                "slave",
-                "--broker-id",
-                "1",
-                "--master",
-                "127.0.0.1:10912",
-            ][..],
-            &["--replication", "sync"],
-            &["--ha-listen", "127.0.0.1:0"],
+            &["--replication", "sync"][..],
             &["--metrics-listen", "127.0.0.1:0"],
         ] {
             let config = BrokerConfig::from_args(&args(argv)).unwrap();
@@ -700,6 +682,18 @@ mod tests {
         }
         let plain = BrokerConfig::from_args(&args(&[])).unwrap();
         assert!(plain.refuse_unbuilt().is_ok());
+        let slave = BrokerConfig::from_args(&args(&[
+            "--role",
+            "slave",
+            "--broker-id",
+            "1",
+            "--master",
+            "127.0.0.1:10911",
+            "--ha-listen",
+            "127.0.0.1:0",
+        ]))
+        .unwrap();
+        assert!(slave.refuse_unbuilt().is_ok(), "replication is built");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod processor;
 pub mod registration;
 pub mod remoting_client;
+pub mod replication;
 pub mod reply;
 pub mod router;
 pub mod shard;

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use ringmq_server::backend::{probe_io_uring, IoUringProbe};
-use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer};
-use ringmq_server::listener::{bind_per_shard, bind_reuseport_group};
+use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer, Role};
+use ringmq_server::listener::{bind_per_shard, bind_reuseport_group, bind_single};
 use ringmq_server::namesrv::{self, NameServerHandle, NamesrvConfig};
 use ringmq_server::registration::{
     reachable, Registration, RegistrationConfig, RegistrationHandle, TopicSnapshot,
 };
+use ringmq_server::replication;
 use ringmq_server::router::Router;
 use ringmq_server::shard::hop::Inboxes;
-use ringmq_server::shard::shared::broker_name_of;
+use ringmq_server::shard::shared::{broker_name_of, MasterHaAddr};
 use ringmq_server::shard::thread::Shards;
 use ringmq_server::shard::BrokerShared;
 use ringmq_server::shutdown::Shutdown;
@@ -106,14 +107,45 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
             Box::new(move || rounds.iter().all(|done| done()))
         }),
     ));
+    let ha_listener = bind_ha_listener(&config)?;
+    let ha_addr = match &ha_listener {
+        Some(listener) => Some(reachable(
+            listener
+                .local_addr()
+                .context("reading the bound HA address")?,
+        )),
+        None => None,
+    };
+    if config.role == Role::Slave {
+        let master = config.master.clone().unwrap_or_default();
+        let configured_ha = config.ha_master_address.clone();
+        let handle = registration_handles
+            .first()
+            .cloned()
+            .context("no registration")?;
+        let master_ha: MasterHaAddr = Arc::new(move || {
+            // The name server hands out the master's HA address (protocol.md §8.1); before
+            // its first answer, RocketMQ's rule: the master's port + 1.
+            configured_ha.clone().or_else(|| {
+                handle
+                    .master()
+                    .and_then(|answer| answer.ha_server_addr)
+                    .filter(|addr| !addr.is_empty())
+                    .or_else(|| default_ha_addr(&master))
+            })
+        });
+        let _ = shared.master_ha_addr.set(master_ha);
+    }
     let snapshot_shared = Arc::clone(&shared);
     let topic_snapshot: TopicSnapshot = Arc::new(move || snapshot_shared.topics.snapshot());
     let shutdown = Shutdown::new(config.shards);
     let (shards, started) = Shards::start(
         Arc::clone(&shared),
         listeners,
+        ha_listener,
         Arc::clone(&shutdown),
         Router::for_shard,
+        replication::start_on_shard,
     )?;
     for shard in &started {
         eprintln!(
@@ -136,6 +168,9 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         let mut registration_config =
             RegistrationConfig::for_broker(&config, *addr, name_servers.clone());
         registration_config.broker_name = broker_name.clone();
+        if let Some(ha_addr) = ha_addr {
+            registration_config.ha_server_addr = ha_addr.to_string();
+        }
         registrations.push(
             Registration::start(registration_config, Arc::clone(&topic_snapshot), handle)
                 .context("starting the name-server registration")?,
@@ -162,8 +197,41 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
             eprintln!("{error:#}");
         }
     }
+    let fatal = match shared.fatal.lock() {
+        Ok(fatal) => fatal.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    if let Some(reason) = fatal {
+        anyhow::bail!("stopped: {reason}");
+    }
     eprintln!("stopped");
     Ok(())
+}
+
+/// A master's HA listener: `--ha-listen`, else the broker's port + 1 as RocketMQ forces it
+/// (port 0 when the broker's port is 0: tests pick free ports). A slave has none.
+fn bind_ha_listener(config: &BrokerConfig) -> anyhow::Result<Option<std::net::TcpListener>> {
+    if config.role == Role::Slave {
+        return Ok(None);
+    }
+    let addr = config.ha_listen.unwrap_or_else(|| {
+        let port = match config.listen.port() {
+            0 => 0,
+            port => port.wrapping_add(1),
+        };
+        SocketAddr::new(config.listen.ip(), port)
+    });
+    let listener = bind_single(addr).with_context(|| {
+        format!("binding the HA port {addr} (--ha-listen; default: the broker's port + 1)")
+    })?;
+    Ok(Some(listener))
+}
+
+/// RocketMQ's default HA address of a master at `master` (`host:port`): its port + 1.
+fn default_ha_addr(master: &str) -> Option<String> {
+    let (host, port) = master.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_add(1)?))
 }
 
 /// Starts the embedded name server when the configuration asks for one, and prints its

@@ -119,6 +119,28 @@ impl Store {
         Ok(())
     }
 
+    /// The log's bytes in `range`, which must lie in one segment and below the dispatched
+    /// end (a slave's tail check at the resume point).
+    pub async fn read_log_range(&self, range: std::ops::Range<u64>) -> Result<Vec<u8>, StoreError> {
+        let inner = &self.inner;
+        let seg = inner.config.segment_size_bytes;
+        let not_found = || StoreError::NotFound {
+            physical_offset: to_physical(inner.shard_id, range.start).unwrap_or(-1),
+        };
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seg_start = range.start - range.start % seg;
+        if range.end > inner.dispatched_end.get() || range.end > seg_start + seg {
+            return Err(not_found());
+        }
+        let segment = inner.log.segment(seg_start).ok_or_else(not_found)?;
+        segment
+            .read_exact_at(range.start - seg_start, (range.end - range.start) as usize)
+            .await
+            .map_err(StoreError::io("read segment", segment.path()))
+    }
+
     /// Where this log's dispatched records end: what a slave reports to its master as
     /// received (written, and with `FlushPolicy::Sync` fdatasynced, and readable).
     pub fn dispatched_log_end(&self) -> u64 {

@@ -97,6 +97,8 @@ pub enum Refused {
     ConsumerNotOnline { group: String },
     #[error("{reason}")]
     InvalidAttributes { reason: String },
+    #[error("this broker is a slave (broker id {broker_id}): it copies its master's log and takes no writes; send to the master")]
+    SlaveTakesNoWrites { broker_id: i64 },
 }
 
 impl Refused {
@@ -127,6 +129,9 @@ impl Refused {
             | Refused::NoConsumer { .. } => response_code::SYSTEM_ERROR,
             Refused::ConsumerOffsetNotFound => response_code::QUERY_NOT_FOUND,
             Refused::ConsumerNotOnline { .. } => response_code::CONSUMER_NOT_ONLINE,
+            // RocketMQ's store answers a put on a slave SERVICE_NOT_AVAILABLE: the producer
+            // tries the master (or another broker).
+            Refused::SlaveTakesNoWrites { .. } => response_code::SERVICE_NOT_AVAILABLE,
         }
     }
 

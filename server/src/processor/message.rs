@@ -31,6 +31,7 @@ pub async fn view_message(shard: &Rc<Shard>, request: &RemotingCommand) -> Answe
 /// the group receives it again. Delay levels are not applied yet: the copy is consumable
 /// at once.
 pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    super::refuse_on_slave(shard)?;
     let header: ConsumerSendMsgBackRequestHeader = decode_header(request)?;
     let shared = shard.shared();
     let (retry_config, created) = shared.topics.create_retry_topic(&header.group)?;

@@ -30,3 +30,14 @@ pub fn decode_header<H: CommandHeader>(request: &RemotingCommand) -> Result<H, R
 pub fn success(request: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(request, response_code::SUCCESS)
 }
+
+/// Refuses a request that writes to the log on a slave: its log is a copy of its master's.
+pub fn refuse_on_slave(shard: &crate::shard::Shard) -> Result<(), Refused> {
+    let config = shard.config();
+    if config.role == crate::config::Role::Slave {
+        return Err(Refused::SlaveTakesNoWrites {
+            broker_id: config.broker_id,
+        });
+    }
+    Ok(())
+}

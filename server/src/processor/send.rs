@@ -39,7 +39,10 @@ pub async fn send(
     connection: &Rc<Connection>,
     request: &RemotingCommand,
 ) -> Answer {
-    let answer = send_inner(shard, connection, request).await;
+    let answer = match super::refuse_on_slave(shard) {
+        Ok(()) => send_inner(shard, connection, request).await,
+        Err(refused) => Err(refused),
+    };
     if answer.is_err() {
         BrokerStats::add(&shard.shared().stats.sends_refused, 1);
     }

@@ -210,6 +210,23 @@ impl Shard {
         }
     }
 
+    /// Starts `work` as a task of its own on shard `owner` and returns once it is posted
+    /// (a long-lived service, such as a slave's replication connection, moving to the
+    /// shard it serves).
+    pub async fn spawn_on_shard<F, Fut>(&self, owner: usize, work: F) -> Result<(), InboxError>
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.post_to(
+            owner,
+            Box::new(move |shard: &Rc<Shard>| {
+                compio::runtime::spawn(work(Rc::clone(shard))).detach();
+            }),
+        )
+        .await
+    }
+
     /// Runs `job` on shard `target` without waiting for it (always through the inbox, this
     /// shard's own included: one path for all).
     pub(super) async fn post_to(

@@ -12,6 +12,7 @@
 pub mod connections;
 pub mod hold_registry;
 pub mod hop;
+pub mod log_replica;
 pub mod long_poll;
 pub mod shared;
 pub mod thread;
@@ -149,6 +150,8 @@ pub struct Shard {
     offsets_path: PathBuf,
     /// Live connections accepted by this shard.
     connections: Connections,
+    /// Slaves following this shard's log (on a master).
+    followers: log_replica::Followers,
 }
 
 impl Shard {
@@ -202,6 +205,7 @@ impl Shard {
             offsets: RefCell::new(offsets),
             offsets_path,
             connections: Connections::default(),
+            followers: log_replica::Followers::default(),
         });
         let long_poll = Rc::downgrade(&shard.long_poll);
         shard.store.set_arrival_listener(move |arrival: &Arrival| {

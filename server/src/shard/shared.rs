@@ -21,6 +21,10 @@ use crate::topics::Topics;
 /// predicate that tells when they have (the registration round it asked for is done).
 pub type TopicsChanged = Box<dyn Fn() -> Box<dyn Fn() -> bool + Send + Sync> + Send + Sync>;
 
+/// Where the master's HA port is, asked afresh before every connection attempt (on a
+/// slave; the name server's answer may name it only after the first registration).
+pub type MasterHaAddr = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// Longest a send to a topic it just created waits for the name servers to learn it.
 const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -47,6 +51,10 @@ pub struct BrokerShared {
     /// Client connections open on all shards (bounded by `config.max_connections`).
     open_connections: AtomicUsize,
     topics_changed: TopicsChanged,
+    /// On a slave: where its master's HA port is (set once at start).
+    pub master_ha_addr: std::sync::OnceLock<MasterHaAddr>,
+    /// Why the broker must stop (a slave its master refused); the process exits with it.
+    pub fatal: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for BrokerShared {
@@ -82,6 +90,8 @@ impl BrokerShared {
             clock,
             open_connections: AtomicUsize::new(0),
             topics_changed,
+            master_ha_addr: std::sync::OnceLock::new(),
+            fatal: std::sync::Mutex::new(None),
         }
     }
 

@@ -24,6 +24,10 @@ use crate::shutdown::Shutdown;
 /// Makes the connection-facing [`Service`] of one shard (the request router).
 pub type ServiceFactory<S> = fn(Rc<Shard>) -> Rc<S>;
 
+/// Starts a shard's background services once its store is open (replication): given the
+/// shard, the HA listener (shard 0 of a master only) and the shutdown signal.
+pub type StartHook = fn(&Rc<Shard>, Option<StdTcpListener>, &Arc<Shutdown>) -> std::io::Result<()>;
+
 /// What a shard reports once its runtime is built.
 #[derive(Debug)]
 pub struct ShardStarted {
@@ -75,9 +79,12 @@ impl Shards {
     pub fn start<S: Service>(
         shared: Arc<BrokerShared>,
         listeners: Vec<StdTcpListener>,
+        ha_listener: Option<StdTcpListener>,
         shutdown: Arc<Shutdown>,
         service: ServiceFactory<S>,
+        on_start: StartHook,
     ) -> Result<(Shards, Vec<ShardStarted>), ShardError> {
+        let mut ha_listener = ha_listener;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -88,6 +95,12 @@ impl Shards {
             let started_tx = started_tx.clone();
             let shutdown = Arc::clone(&shutdown);
             let shared = Arc::clone(&shared);
+            // Shard 0 accepts the slaves' connections and hands each to its shard.
+            let ha_listener = if shard_id == 0 {
+                ha_listener.take()
+            } else {
+                None
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("ringmq-shard-{shard_id}"))
                 .spawn(move || {
@@ -96,9 +109,11 @@ impl Shards {
                         cpu,
                         shared,
                         listener,
+                        ha_listener,
                         shutdown,
                         started: started_tx,
                         service,
+                        on_start,
                     };
                     run_shard(start)
                 })
@@ -178,9 +193,11 @@ struct ShardStart<S> {
     cpu: usize,
     shared: Arc<BrokerShared>,
     listener: StdTcpListener,
+    ha_listener: Option<StdTcpListener>,
     shutdown: Arc<Shutdown>,
     started: mpsc::Sender<ShardStarted>,
     service: ServiceFactory<S>,
+    on_start: StartHook,
 }
 
 fn run_shard<S: Service>(start: ShardStart<S>) -> Result<(), ShardError> {
@@ -202,9 +219,11 @@ async fn shard_main<S: Service>(
         cpu,
         shared,
         listener,
+        ha_listener,
         shutdown,
         started,
         service,
+        on_start,
     } = start;
     let listener = compio::net::TcpListener::from_std(listener)
         .map_err(|source| ShardError::Listener { shard_id, source })?;
@@ -227,6 +246,8 @@ async fn shard_main<S: Service>(
         }
     })
     .detach();
+    on_start(&shard, ha_listener, &shutdown)
+        .map_err(|source| ShardError::Listener { shard_id, source })?;
     let service = service(Rc::clone(&shard));
     let connections = Rc::new(ConnectionTable::new(shared.outbox_limit_bytes()));
     compio::runtime::spawn(ConnectionTable::sweep_idle(

@@ -485,6 +485,28 @@ impl Topics {
         Ok(true)
     }
 
+    /// A slave's copy of its master's table (protocol.md §8.4): every topic of `master`
+    /// whose config differs here is taken as the master has it, in one change; topics only
+    /// this broker has stay. Returns whether anything changed.
+    pub fn adopt_master_table(&self, master: &TopicConfigSerializeWrapper) -> TopicChange {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.table();
+        let mut next = TopicTable::clone(&current);
+        let mut adopted = 0usize;
+        for (name, config) in &master.topic_config_table {
+            if current.get(name).is_some_and(|mine| **mine == *config) {
+                continue;
+            }
+            next.topics.insert(name.clone(), Arc::new(config.clone()));
+            adopted += 1;
+        }
+        if adopted == 0 {
+            return TopicChange::unchanged();
+        }
+        tracing::info!(adopted, "topic configs copied from the master");
+        self.commit(&mut writer, next)
+    }
+
     /// Start-up: recreates the topics the store holds messages for but the table lacks (a
     /// topic auto-created just before a crash, its config not yet written), with as many
     /// queues as the log proves existed, readable and writable. Returns their names.

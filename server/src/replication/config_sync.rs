@@ -1,0 +1,90 @@
+//! A slave's copy of its master's metadata (protocol.md §8.4): every few seconds it asks
+//! the master for its topic table and its committed consumer offsets, adopts the topics
+//! (so it serves pulls and registers routes for them) and raises its offsets where the
+//! master's are ahead. Runs on shard 0 of a slave.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use ringmq_engine::error::ErrorChain;
+use ringmq_protocol::body::{
+    ConsumerOffsetSerializeWrapper, JsonBody, TopicConfigSerializeWrapper,
+};
+use ringmq_protocol::codes::{request_code, response_code};
+use ringmq_protocol::command::RemotingCommand;
+
+use crate::remoting_client::RemotingClient;
+use crate::shard::Shard;
+use crate::shutdown::Shutdown;
+
+/// Time between two copies (RocketMQ 5.x checks every 3 s).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Copies the master's metadata every [`SYNC_INTERVAL`] until shutdown.
+pub async fn run(shard: Rc<Shard>, master_addr: String, shutdown: std::sync::Arc<Shutdown>) {
+    let mut client: Option<RemotingClient> = None;
+    let mut last_error = String::new();
+    while !shutdown.is_requested() {
+        match copy_once(&shard, &master_addr, &mut client).await {
+            Ok(()) => last_error.clear(),
+            Err(error) => {
+                client = None;
+                if error != last_error {
+                    tracing::warn!(master = %master_addr, %error, "copying the master's topics and offsets failed; retrying");
+                    last_error = error;
+                }
+            }
+        }
+        compio::time::sleep(SYNC_INTERVAL).await;
+    }
+}
+
+async fn copy_once(
+    shard: &Rc<Shard>,
+    master_addr: &str,
+    client: &mut Option<RemotingClient>,
+) -> Result<(), String> {
+    if client.as_ref().is_none_or(RemotingClient::is_closed) {
+        *client = Some(
+            RemotingClient::connect(master_addr, CALL_TIMEOUT)
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())?,
+        );
+    }
+    let Some(client) = client.as_ref() else {
+        return Err("no connection".to_owned());
+    };
+    let topics = call(client, request_code::GET_ALL_TOPIC_CONFIG).await?;
+    let topics = TopicConfigSerializeWrapper::decode(&topics.body)
+        .map_err(|e| format!("the master's topic table: {}", ErrorChain(&e)))?;
+    let shared = shard.shared();
+    if shared.topics.adopt_master_table(&topics).changed {
+        shared.topics_changed();
+    }
+    let offsets = call(client, request_code::GET_ALL_CONSUMER_OFFSET).await?;
+    let offsets = ConsumerOffsetSerializeWrapper::decode(&offsets.body)
+        .map_err(|e| format!("the master's offsets: {}", ErrorChain(&e)))?;
+    shard
+        .raise_offsets(&offsets)
+        .await
+        .map_err(|e| format!("applying the master's offsets: {}", ErrorChain(&e)))?;
+    Ok(())
+}
+
+async fn call(client: &RemotingClient, code: i32) -> Result<RemotingCommand, String> {
+    let request = RemotingCommand::request(code, Default::default());
+    let response = client
+        .call(request, CALL_TIMEOUT)
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
+    if response.code != response_code::SUCCESS {
+        return Err(format!(
+            "request {code} answered {}: {}",
+            response.code,
+            response.remark.unwrap_or_default()
+        ));
+    }
+    Ok(response)
+}

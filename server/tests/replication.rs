@@ -1,0 +1,219 @@
+//! Master/slave replication between two real broker processes (issue 13): the slave copies
+//! every shard's log byte for byte, builds the same queues, serves pulls and refuses sends,
+//! resumes from its own tail after a restart, and a slave whose log is not the master's is
+//! refused and stops with the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ringmq_protocol::codes::{request_code, response_code};
+use ringmq_protocol::message::record::iter_records;
+use support::{pull_request, request, send_request, Broker, TestClient};
+
+const TOPIC: &str = "ReplicatedTopic";
+const SEGMENT: &str = "65536";
+
+fn master() -> Broker {
+    Broker::start(&[
+        "--shards",
+        "2",
+        "--segment-size",
+        SEGMENT,
+        "--broker-name",
+        "rep",
+    ])
+}
+
+fn slave_args(master: &Broker) -> Vec<String> {
+    [
+        "--shards",
+        "2",
+        "--segment-size",
+        SEGMENT,
+        "--broker-name",
+        "rep",
+        "--role",
+        "slave",
+        "--broker-id",
+        "1",
+        "--master",
+        &master.broker_addr.to_string(),
+        "--namesrv",
+        &master.namesrv().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start_slave(master: &Broker, store: Option<tempfile::TempDir>) -> Broker {
+    let args = slave_args(master);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match store {
+        Some(store) => Broker::start_on_store(store, &args),
+        None => Broker::start(&args),
+    }
+}
+
+fn send_many(client: &mut TestClient, from: usize, count: usize) {
+    for i in from..from + count {
+        let body = format!("message-{i:05}-{}", "x".repeat(i % 300));
+        let response = client.call(send_request(TOPIC, (i % 4) as i32, "", body.as_bytes()));
+        assert_eq!(
+            response.code,
+            response_code::SUCCESS,
+            "{:?}",
+            response.remark
+        );
+    }
+}
+
+fn max_offset(client: &mut TestClient, queue_id: i32) -> Option<i64> {
+    let response = client.call(request(
+        request_code::GET_MAX_OFFSET,
+        &[("topic", TOPIC), ("queueId", &queue_id.to_string())],
+    ));
+    (response.code == response_code::SUCCESS)
+        .then(|| response.ext("offset").and_then(|o| o.parse().ok()))
+        .flatten()
+}
+
+/// Waits (bounded) until the slave's queues end where the master's do.
+fn wait_caught_up(master: &mut TestClient, slave: &mut TestClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let caught_up = (0..4).all(|q| {
+            let m = max_offset(master, q);
+            m.is_some() && max_offset(slave, q) == m
+        });
+        if caught_up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slave did not catch up within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every message body of the topic's 4 queues, by (queue, offset).
+fn pull_all(client: &mut TestClient) -> BTreeMap<(i32, i64), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for queue_id in 0..4 {
+        let mut offset = 0;
+        for _ in 0..1000 {
+            let response = client.call(pull_request("RepGroup", TOPIC, queue_id, offset, 0));
+            if response.code != response_code::SUCCESS {
+                break;
+            }
+            for record in iter_records(&response.body) {
+                let record = record.unwrap();
+                out.insert((queue_id, record.queue_offset), record.body.to_vec());
+            }
+            offset = response.ext("nextBeginOffset").unwrap().parse().unwrap();
+        }
+    }
+    out
+}
+
+/// The data-holding segments of each shard's log, by shard and name.
+fn logs(store: &Path) -> BTreeMap<(String, String), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for shard in ["0", "1"] {
+        let dir = store.join("commitlog").join(shard);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.len() != 20 {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).unwrap();
+            if bytes.iter().any(|&b| b != 0) {
+                out.insert((shard.to_owned(), name), bytes);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_slave_copies_every_shard_log_serves_pulls_and_resumes_from_its_tail() {
+    let master = master();
+    let mut to_master = master.connect();
+    // Sent before the slave exists: it copies them from the start.
+    send_many(&mut to_master, 0, 200);
+    let slave = start_slave(&master, None);
+    let mut to_slave = slave.connect();
+    send_many(&mut to_master, 200, 200);
+    wait_caught_up(&mut to_master, &mut to_slave);
+    let from_master = pull_all(&mut to_master);
+    assert_eq!(from_master.len(), 400);
+    assert_eq!(
+        pull_all(&mut to_slave),
+        from_master,
+        "the slave serves the same messages"
+    );
+
+    let refused = to_slave.call(send_request(TOPIC, 0, "", b"to the slave"));
+    assert_eq!(refused.code, response_code::SERVICE_NOT_AVAILABLE);
+    assert!(
+        refused.remark.unwrap_or_default().contains("slave"),
+        "the refusal says why"
+    );
+
+    // Restart the slave on its store while the master takes more.
+    drop(to_slave);
+    let (_, slave_store) = slave.terminate();
+    send_many(&mut to_master, 400, 100);
+    let slave = start_slave(&master, Some(slave_store));
+    let mut to_slave = slave.connect();
+    wait_caught_up(&mut to_master, &mut to_slave);
+    assert_eq!(pull_all(&mut to_slave), pull_all(&mut to_master));
+
+    // Byte for byte, shard by shard (flushed by a clean stop of both).
+    drop((to_master, to_slave));
+    let (_, slave_store) = slave.terminate();
+    let (_, master_store) = master.terminate();
+    let (m, s) = (logs(master_store.path()), logs(slave_store.path()));
+    assert!(!m.is_empty());
+    assert_eq!(m.keys().collect::<Vec<_>>(), s.keys().collect::<Vec<_>>());
+    for (key, bytes) in &m {
+        assert!(s[key] == *bytes, "segment {key:?} differs");
+    }
+}
+
+#[test]
+fn a_slave_whose_log_is_not_the_masters_is_refused_and_stops() {
+    let master = master();
+    let mut to_master = master.connect();
+    send_many(&mut to_master, 0, 20);
+    // Another broker's store, with messages of its own.
+    let other = Broker::start(&["--shards", "2", "--segment-size", SEGMENT]);
+    let mut to_other = other.connect();
+    send_many(&mut to_other, 1000, 50);
+    drop(to_other);
+    let (_, other_store) = other.terminate();
+    let mut slave = start_slave(&master, Some(other_store));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slave.is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "a diverged slave kept running instead of stopping"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _) = slave.terminate();
+    assert!(
+        !status.success(),
+        "it stops with a failure status: {status:?}"
+    );
+}
