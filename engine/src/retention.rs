@@ -154,34 +154,57 @@ pub enum DeleteReason {
     Expired {
         /// The local hour of the round.
         hour: u8,
+        /// `fileReservedTime`.
+        file_reserved_time: Duration,
     },
     /// Older than `fileReservedTime`, and the disk is over `diskMaxUsedSpaceRatio`.
     DiskOverCleanupRatio {
         /// The filesystem's used ratio at the start of the round.
         used_ratio: f64,
+        /// `diskMaxUsedSpaceRatio`.
+        limit_ratio: f64,
+        /// `fileReservedTime`.
+        file_reserved_time: Duration,
     },
     /// The disk is over `diskSpaceCleanForciblyRatio`: deleted whatever its age.
     DiskOverForcedRatio {
         /// The filesystem's used ratio at the start of the round.
         used_ratio: f64,
+        /// `diskSpaceCleanForciblyRatio`.
+        limit_ratio: f64,
     },
 }
 
 impl std::fmt::Display for DeleteReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DeleteReason::Expired { hour } => {
-                write!(f, "expired (older than fileReservedTime) at deleteWhen hour {hour:02}")
-            }
-            DeleteReason::DiskOverCleanupRatio { used_ratio } => write!(
+            DeleteReason::Expired {
+                hour,
+                file_reserved_time,
+            } => write!(
                 f,
-                "expired (older than fileReservedTime) and disk {:.1}% used, over diskMaxUsedSpaceRatio",
-                used_ratio * 100.0
+                "expired (last written over fileReservedTime {}s ago) at deleteWhen hour {hour:02}",
+                file_reserved_time.as_secs()
             ),
-            DeleteReason::DiskOverForcedRatio { used_ratio } => write!(
+            DeleteReason::DiskOverCleanupRatio {
+                used_ratio,
+                limit_ratio,
+                file_reserved_time,
+            } => write!(
                 f,
-                "forced: disk {:.1}% used, over diskSpaceCleanForciblyRatio",
-                used_ratio * 100.0
+                "expired (last written over fileReservedTime {}s ago) and disk {:.1}% used, over diskMaxUsedSpaceRatio {:.0}%",
+                file_reserved_time.as_secs(),
+                used_ratio * 100.0,
+                limit_ratio * 100.0
+            ),
+            DeleteReason::DiskOverForcedRatio {
+                used_ratio,
+                limit_ratio,
+            } => write!(
+                f,
+                "forced: disk {:.1}% used, over diskSpaceCleanForciblyRatio {:.0}%",
+                used_ratio * 100.0,
+                limit_ratio * 100.0
             ),
         }
     }
@@ -238,14 +261,18 @@ pub fn plan_round(facts: &RoundFacts<'_>, config: &RetentionConfig) -> Vec<Delet
         let reason = if expired && time_up {
             DeleteReason::Expired {
                 hour: facts.local_hour,
+                file_reserved_time: config.file_reserved_time,
             }
         } else if expired && over_cleanup {
             DeleteReason::DiskOverCleanupRatio {
                 used_ratio: ratio_at_start,
+                limit_ratio: config.cleanup_used_ratio,
+                file_reserved_time: config.file_reserved_time,
             }
         } else if over_forced && still_over_forced {
             DeleteReason::DiskOverForcedRatio {
                 used_ratio: ratio_at_start,
+                limit_ratio: config.forced_used_ratio,
             }
         } else {
             // Never a hole in the middle of the log.
@@ -315,7 +342,14 @@ mod tests {
         assert!(round(&segs, 3, disk(50)).is_empty());
         let deleted = round(&segs, 4, disk(50));
         assert_eq!(starts(&deleted), vec![0, 1]);
-        assert_eq!(deleted[0].reason, DeleteReason::Expired { hour: 4 });
+        assert!(matches!(
+            deleted[0].reason,
+            DeleteReason::Expired { hour: 4, .. }
+        ));
+        assert_eq!(
+            deleted[0].reason.to_string(),
+            "expired (last written over fileReservedTime 259200s ago) at deleteWhen hour 04"
+        );
     }
 
     #[test]
@@ -338,6 +372,10 @@ mod tests {
         assert!(deleted
             .iter()
             .all(|d| matches!(d.reason, DeleteReason::DiskOverForcedRatio { .. })));
+        assert_eq!(
+            deleted[0].reason.to_string(),
+            "forced: disk 88.0% used, over diskSpaceCleanForciblyRatio 85%"
+        );
     }
 
     #[test]

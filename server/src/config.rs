@@ -48,7 +48,8 @@ pub enum NameServer {
 /// Starts a broker with an embedded name server and a local store. Flags override the
 /// values of a RocketMQ broker.conf given with --config.
 #[derive(Debug, Parser)]
-#[command(name = "ringmq-server", version, about, long_about = None)]
+// A flag given twice takes its last value (scripts and the test kit append overrides).
+#[command(name = "ringmq-server", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -905,6 +906,14 @@ mod tests {
         assert!(BrokerConfig::from_args(&args(&["--disk-warning-percent", "0"])).is_err());
         assert!(BrokerConfig::from_args(&args(&["--disk-clean-forcibly-percent", "101"])).is_err());
         assert!(BrokerConfig::from_args(&args(&["--clean-resource-interval-ms", "0"])).is_err());
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config =
+            BrokerConfig::from_args(&args(&["--segment-size", "8192", "--segment-size", "4096"]))
+                .unwrap();
+        assert_eq!(config.commitlog_segment_size_bytes, 4096);
     }
 
     #[test]
