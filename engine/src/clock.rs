@@ -13,3 +13,22 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// The hour of the day (0..=23) at `at` in the process's local time zone, as RocketMQ's
+/// `deleteWhen` hours are meant; UTC's hour if the local time cannot be computed.
+pub(crate) fn local_hour(at: SystemTime) -> u8 {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let utc_hour = u8::try_from(secs / 3600 % 24).unwrap_or(0);
+    let Ok(time) = libc::time_t::try_from(secs) else {
+        return utc_hour;
+    };
+    // SAFETY: `tm` is plain old data; all-zero is a valid value of it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call: `time` is read, `tm` is exclusively
+    // borrowed and filled; localtime_r is the thread-safe variant (no shared buffer).
+    let filled = unsafe { libc::localtime_r(&time, &mut tm) };
+    if filled.is_null() {
+        return utc_hour;
+    }
+    u8::try_from(tm.tm_hour).unwrap_or(utc_hour)
+}

@@ -9,6 +9,8 @@
 //! - [`consumequeue`]: per-(topic, queue) index of 20-byte entries, tag filter, time search.
 //! - [`offsets`]: consumer offsets, persisted crash-safely.
 //! - [`disk_guard`], [`page_cache`]: the free-space limit and the hot/cold estimator.
+//! - [`retention`]: which old CommitLog segments to delete, and why (the store's
+//!   retention task deletes them).
 //! - [`error`], [`signal`]: the store's error type and its task wake-ups; `clock`: the
 //!   wall clock stored in records and offsets files.
 
@@ -21,5 +23,6 @@ pub mod offsets;
 pub mod page_cache;
 mod queues;
 pub mod recovery;
+pub mod retention;
 pub mod signal;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The ConsumeQueues of one shard: opening them on first use, adopting those found at open,
 //! and their part of recovery (re-dispatch of scanned records, truncation at the log's
-//! end). Each queue sits in a [`QueueSlot`] with the offsets the shard tracks for it.
+//! end) and of retention (moving min offsets past deleted log segments, deleting the queue
+//! files below them). Each queue sits in a [`QueueSlot`] with the offsets the shard tracks for it.
 //!
 //! Invariant: `min_offset ≤ max_offset ≤ next_offset`; `max_offset` is what readers may see
 //! (entries dispatched), `next_offset` what appenders have been given. A crash loses nothing
@@ -313,6 +314,53 @@ impl QueueTable {
             slot.min_offset.set(cq.min_offset());
         }
         Ok(())
+    }
+
+    /// Retention: moves every queue's min offset to its first entry at or past log offset
+    /// `log_min` (the log's first byte still stored), in memory. Returns how many queues
+    /// moved.
+    pub(crate) async fn advance_mins(&self, log_min: u64) -> Result<usize, StoreError> {
+        let min_physical = to_physical(self.shard_id, log_min).ok_or(StoreError::LogFull {
+            shard_id: self.shard_id,
+        })?;
+        let mut moved = 0;
+        for slot in self.all() {
+            let mut cq = slot.cq.lock().await;
+            let before = cq.min_offset();
+            let after = cq
+                .advance_min_to_physical(min_physical)
+                .await
+                .map_err(|e| slot.error(e))?;
+            slot.min_offset.set(after);
+            if after > before {
+                moved += 1;
+                tracing::debug!(topic = %slot.topic, queue_id = slot.queue_id, from = before, to = after, "queue min offset moved past deleted log segments");
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Retention: deletes the queue files wholly below each queue's min offset; returns the
+    /// queues that lost files (their directories need a sync) and the count of files.
+    pub(crate) async fn delete_files_below_mins(
+        &self,
+    ) -> Result<(Vec<Rc<QueueSlot>>, usize), StoreError> {
+        let mut trimmed = Vec::new();
+        let mut files = 0;
+        for slot in self.all() {
+            let deleted = slot
+                .cq
+                .lock()
+                .await
+                .delete_files_below_min()
+                .await
+                .map_err(|e| slot.error(e))?;
+            if deleted > 0 {
+                files += deleted;
+                trimmed.push(slot);
+            }
+        }
+        Ok((trimmed, files))
     }
 
     pub(crate) fn all(&self) -> Vec<Rc<QueueSlot>> {

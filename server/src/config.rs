@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ringmq_engine::disk_guard::DEFAULT_MAX_USED_RATIO;
+use ringmq_engine::retention::{DeleteWhen, RetentionConfig};
 
 use crate::broker_conf::{self, ConfEntry};
 
@@ -46,7 +48,8 @@ pub enum NameServer {
 /// Starts a broker with an embedded name server and a local store. Flags override the
 /// values of a RocketMQ broker.conf given with --config.
 #[derive(Debug, Parser)]
-#[command(name = "ringmq-server", version, about, long_about = None)]
+// A flag given twice takes its last value (scripts and the test kit append overrides).
+#[command(name = "ringmq-server", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -119,10 +122,39 @@ pub struct BrokerArgs {
     /// Create unknown topics on first send from TBW102 [default: true].
     #[arg(long, value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
-    /// Refuse sends while the store's filesystem is fuller than this percentage; they
-    /// resume by themselves once space is freed [default: 90].
+    /// Retention's cleanup trigger (broker.conf diskMaxUsedSpaceRatio): while the store's
+    /// filesystem is fuller than this percentage, CommitLog segments older than
+    /// --file-reserved-time are deleted at any hour, not only at --delete-when [default: 75].
+    /// It does not refuse sends: that is --disk-warning-percent.
     #[arg(long, value_name = "PERCENT")]
     pub disk_max_used_percent: Option<f64>,
+    /// Forced retention (diskSpaceCleanForciblyRatio): while the filesystem is fuller than
+    /// this percentage, the oldest CommitLog segments are deleted whatever their age (never
+    /// the one being written), as many as it takes to get below it [default: 85].
+    #[arg(long, value_name = "PERCENT")]
+    pub disk_clean_forcibly_percent: Option<f64>,
+    /// Refuse sends while the store's filesystem is fuller than this percentage
+    /// (diskSpaceWarningLevelRatio); they resume by themselves once space is freed
+    /// [default: 90].
+    #[arg(long, value_name = "PERCENT")]
+    pub disk_warning_percent: Option<f64>,
+    /// Keep CommitLog segments at least this many hours after their last write
+    /// (fileReservedTime); older ones are deleted at --delete-when hours, or at once above
+    /// --disk-max-used-percent [default: 72].
+    #[arg(long, value_name = "HOURS", conflicts_with = "file_reserved_time_secs")]
+    pub file_reserved_time: Option<u64>,
+    /// --file-reserved-time in seconds, for tests and demonstrations of retention (no
+    /// broker.conf key).
+    #[arg(long, value_name = "SECONDS")]
+    pub file_reserved_time_secs: Option<u64>,
+    /// Local hours when expired CommitLog segments are deleted (deleteWhen): "04", or
+    /// several as "01;02;03" [default: 04].
+    #[arg(long, value_name = "HH[;HH]")]
+    pub delete_when: Option<String>,
+    /// How often retention checks the disk and the segments' ages (cleanResourceInterval)
+    /// [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub clean_resource_interval_ms: Option<u64>,
     /// Size of each CommitLog segment file in bytes [default: 1073741824 (1 GiB)].
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
@@ -180,8 +212,12 @@ pub struct BrokerConfig {
     pub flush_interval: Duration,
     /// Longest a pull is held for long polling, whatever the client asks.
     pub max_hold: Duration,
-    /// Appends are refused above this fraction of the store's disk in use.
-    pub disk_max_used_ratio: f64,
+    /// Appends are refused above this fraction of the store's disk in use
+    /// (diskSpaceWarningLevelRatio).
+    pub disk_warning_ratio: f64,
+    /// CommitLog retention: fileReservedTime, deleteWhen, diskMaxUsedSpaceRatio (cleanup
+    /// trigger), diskSpaceCleanForciblyRatio, cleanResourceInterval.
+    pub retention: RetentionConfig,
     /// Bytes of pull answers held at once (read, not yet written): the memory budget.
     pub max_memory_bytes: usize,
     /// Most client connections open at once (all shards together).
@@ -219,7 +255,8 @@ impl Default for BrokerConfig {
             commitlog_segment_size_bytes: 1 << 30,
             flush_interval: Duration::from_millis(500),
             max_hold: Duration::from_secs(15),
-            disk_max_used_ratio: 0.90,
+            disk_warning_ratio: DEFAULT_MAX_USED_RATIO,
+            retention: RetentionConfig::default(),
             ignored_conf_keys: Vec::new(),
             shard_addressed: false,
             shard_port_step: 10,
@@ -254,7 +291,7 @@ impl BrokerConfig {
             let entries = broker_conf::read(path)?;
             config.apply_conf(path, &entries)?;
         }
-        config.apply_flags(args);
+        config.apply_flags(args)?;
         if args.shard_port_step.is_some() && !config.shard_addressed {
             // It places the shards' ports only in the shard-addressed layout.
             return Err(ConfigError::Invalid(
@@ -334,7 +371,27 @@ impl BrokerConfig {
                 }
                 "diskMaxUsedSpaceRatio" => {
                     let percent: f64 = value.parse().map_err(|_| bad("not a percentage"))?;
-                    self.disk_max_used_ratio = percent / 100.0;
+                    self.retention.cleanup_used_ratio = percent / 100.0;
+                }
+                "diskSpaceCleanForciblyRatio" => {
+                    let percent: f64 = value.parse().map_err(|_| bad("not a percentage"))?;
+                    self.retention.forced_used_ratio = percent / 100.0;
+                }
+                "diskSpaceWarningLevelRatio" => {
+                    let percent: f64 = value.parse().map_err(|_| bad("not a percentage"))?;
+                    self.disk_warning_ratio = percent / 100.0;
+                }
+                "fileReservedTime" => {
+                    let hours: u64 = value.parse().map_err(|_| bad("not a number of hours"))?;
+                    self.retention.file_reserved_time = hours_to_duration(hours);
+                }
+                "deleteWhen" => {
+                    self.retention.delete_when =
+                        DeleteWhen::parse(value).map_err(|e| bad(&e.to_string()))?
+                }
+                "cleanResourceInterval" => {
+                    self.retention.check_interval =
+                        Duration::from_millis(value.parse().map_err(|_| bad("not milliseconds"))?)
                 }
                 _ => self.ignored_conf_keys.push(entry.key.clone()),
             }
@@ -347,7 +404,11 @@ impl BrokerConfig {
         Ok(())
     }
 
-    fn apply_flags(&mut self, args: &BrokerArgs) {
+    fn apply_flags(&mut self, args: &BrokerArgs) -> Result<(), ConfigError> {
+        if let Some(hours) = &args.delete_when {
+            self.retention.delete_when = DeleteWhen::parse(hours)
+                .map_err(|e| ConfigError::Invalid(format!("--delete-when: {e}")))?;
+        }
         if let Some(listen) = args.listen {
             self.listen = listen;
         }
@@ -391,7 +452,22 @@ impl BrokerConfig {
             self.auto_create_topics = auto;
         }
         if let Some(percent) = args.disk_max_used_percent {
-            self.disk_max_used_ratio = percent / 100.0;
+            self.retention.cleanup_used_ratio = percent / 100.0;
+        }
+        if let Some(percent) = args.disk_clean_forcibly_percent {
+            self.retention.forced_used_ratio = percent / 100.0;
+        }
+        if let Some(percent) = args.disk_warning_percent {
+            self.disk_warning_ratio = percent / 100.0;
+        }
+        if let Some(hours) = args.file_reserved_time {
+            self.retention.file_reserved_time = hours_to_duration(hours);
+        }
+        if let Some(secs) = args.file_reserved_time_secs {
+            self.retention.file_reserved_time = Duration::from_secs(secs);
+        }
+        if let Some(ms) = args.clean_resource_interval_ms {
+            self.retention.check_interval = Duration::from_millis(ms);
         }
         if let Some(size) = args.segment_size {
             self.commitlog_segment_size_bytes = size;
@@ -411,14 +487,36 @@ impl BrokerConfig {
         if let Some(step) = args.shard_port_step {
             self.shard_port_step = step;
         }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.disk_max_used_ratio > 0.0 && self.disk_max_used_ratio <= 1.0) {
-            return Err(ConfigError::Invalid(format!(
-                "the disk usage limit must be above 0% and at most 100%, got {}%",
-                self.disk_max_used_ratio * 100.0
-            )));
+        for (name, ratio) in [
+            (
+                "the send refusal limit (--disk-warning-percent, diskSpaceWarningLevelRatio)",
+                self.disk_warning_ratio,
+            ),
+            (
+                "the cleanup trigger (--disk-max-used-percent, diskMaxUsedSpaceRatio)",
+                self.retention.cleanup_used_ratio,
+            ),
+            (
+                "the forced cleanup limit (--disk-clean-forcibly-percent, diskSpaceCleanForciblyRatio)",
+                self.retention.forced_used_ratio,
+            ),
+        ] {
+            if !(ratio > 0.0 && ratio <= 1.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be above 0% and at most 100%, got {}%",
+                    ratio * 100.0
+                )));
+            }
+        }
+        if self.retention.check_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--clean-resource-interval-ms (cleanResourceInterval) must be at least 1"
+                    .to_owned(),
+            ));
         }
         if self.shards == 0 || self.shards > 255 {
             return Err(ConfigError::Invalid(format!(
@@ -499,7 +597,9 @@ impl BrokerConfig {
         let mut text = format!(
             "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
              flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
-             max-message-size={}B segment-size={}B max-hold={}ms disk-max-used={:.0}% \
+             max-message-size={}B segment-size={}B max-hold={}ms disk-warning={:.0}% \
+             retention=(file-reserved-time={}s delete-when={} disk-max-used={:.0}% \
+             disk-clean-forcibly={:.0}% interval={}ms) \
              shard-addressed={} max-connections={} idle-timeout={}s max-memory={}B",
             self.cluster_name,
             self.broker_name,
@@ -516,7 +616,12 @@ impl BrokerConfig {
             self.max_message_size_bytes,
             self.commitlog_segment_size_bytes,
             self.max_hold.as_millis(),
-            self.disk_max_used_ratio * 100.0,
+            self.disk_warning_ratio * 100.0,
+            self.retention.file_reserved_time.as_secs(),
+            self.retention.delete_when,
+            self.retention.cleanup_used_ratio * 100.0,
+            self.retention.forced_used_ratio * 100.0,
+            self.retention.check_interval.as_millis(),
             self.shard_addressed,
             self.max_connections,
             self.idle_timeout.as_secs(),
@@ -530,6 +635,10 @@ impl BrokerConfig {
         }
         text
     }
+}
+
+fn hours_to_duration(hours: u64) -> Duration {
+    Duration::from_secs(hours.saturating_mul(3600))
 }
 
 fn split_namesrv_list(list: &str) -> Vec<String> {
@@ -611,7 +720,7 @@ mod tests {
             &path,
             "brokerClusterName=C1\nbrokerName=broker-x\nlistenPort=20911\n\
              namesrvAddr=10.0.0.1:9876;10.0.0.2:9876\nstorePathRootDir=/data/rmq\n\
-             flushDiskType=SYNC_FLUSH\nautoCreateTopicEnable=false\ndeleteWhen=04\n",
+             flushDiskType=SYNC_FLUSH\nautoCreateTopicEnable=false\nmessageDelayLevel=1s\n",
         )
         .unwrap();
         let path_text = path.to_str().unwrap();
@@ -626,7 +735,10 @@ mod tests {
         assert_eq!(config.store_dir, PathBuf::from("/data/rmq"));
         assert_eq!(config.flush, FlushMode::Sync);
         assert!(!config.auto_create_topics);
-        assert_eq!(config.ignored_conf_keys, vec!["deleteWhen".to_owned()]);
+        assert_eq!(
+            config.ignored_conf_keys,
+            vec!["messageDelayLevel".to_owned()]
+        );
 
         let config = BrokerConfig::from_args(&args(&[
             "--config",
@@ -724,6 +836,78 @@ mod tests {
             "0",
         ];
         assert!(BrokerConfig::from_args(&args(&zero_step)).is_err());
+    }
+
+    #[test]
+    fn disk_ratios_mean_what_they_mean_in_rocketmq() {
+        let defaults = BrokerConfig::from_args(&args(&[])).unwrap();
+        assert_eq!(defaults.disk_warning_ratio, 0.90);
+        assert_eq!(defaults.retention.cleanup_used_ratio, 0.75);
+        assert_eq!(defaults.retention.forced_used_ratio, 0.85);
+        assert_eq!(
+            defaults.retention.file_reserved_time,
+            Duration::from_secs(72 * 3600)
+        );
+        assert_eq!(defaults.retention.delete_when.to_string(), "04");
+        assert_eq!(defaults.retention.check_interval, Duration::from_secs(10));
+
+        // A stock broker.conf: diskMaxUsedSpaceRatio=75 is the cleanup trigger, sends are
+        // refused only above diskSpaceWarningLevelRatio.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.conf");
+        std::fs::write(
+            &path,
+            "diskMaxUsedSpaceRatio=75\ndiskSpaceCleanForciblyRatio=80\n\
+             diskSpaceWarningLevelRatio=95\nfileReservedTime=48\ndeleteWhen=01;02\n\
+             cleanResourceInterval=5000\n",
+        )
+        .unwrap();
+        let config = BrokerConfig::from_args(&args(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(config.retention.cleanup_used_ratio, 0.75);
+        assert_eq!(config.retention.forced_used_ratio, 0.80);
+        assert_eq!(config.disk_warning_ratio, 0.95);
+        assert_eq!(
+            config.retention.file_reserved_time,
+            Duration::from_secs(48 * 3600)
+        );
+        assert_eq!(config.retention.delete_when.to_string(), "01;02");
+        assert_eq!(config.retention.check_interval, Duration::from_secs(5));
+        assert!(config.ignored_conf_keys.is_empty());
+
+        let flags = BrokerConfig::from_args(&args(&[
+            "--disk-max-used-percent",
+            "60",
+            "--disk-clean-forcibly-percent",
+            "70",
+            "--disk-warning-percent",
+            "80",
+            "--file-reserved-time-secs",
+            "5",
+            "--delete-when",
+            "00;12",
+        ]))
+        .unwrap();
+        assert_eq!(flags.retention.cleanup_used_ratio, 0.60);
+        assert_eq!(flags.retention.forced_used_ratio, 0.70);
+        assert_eq!(flags.disk_warning_ratio, 0.80);
+        assert_eq!(flags.retention.file_reserved_time, Duration::from_secs(5));
+        assert!(flags.retention.delete_when.contains(12));
+    }
+
+    #[test]
+    fn bad_retention_values_are_refused() {
+        assert!(BrokerConfig::from_args(&args(&["--delete-when", "25"])).is_err());
+        assert!(BrokerConfig::from_args(&args(&["--disk-warning-percent", "0"])).is_err());
+        assert!(BrokerConfig::from_args(&args(&["--disk-clean-forcibly-percent", "101"])).is_err());
+        assert!(BrokerConfig::from_args(&args(&["--clean-resource-interval-ms", "0"])).is_err());
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config =
+            BrokerConfig::from_args(&args(&["--segment-size", "8192", "--segment-size", "4096"]))
+                .unwrap();
+        assert_eq!(config.commitlog_segment_size_bytes, 4096);
     }
 
     #[test]

@@ -37,6 +37,13 @@ fn pull_all(client: &mut TestClient) -> BTreeMap<i64, String> {
     let mut offset = 0;
     for _ in 0..10_000 {
         let response = client.call(pull_request("DiskFullGroup", TOPIC, 0, offset, 0));
+        if response.code == response_code::PULL_OFFSET_MOVED {
+            // Below the minimum (retention deleted it): skip forward as consumers do.
+            let next: i64 = response.ext("nextBeginOffset").unwrap().parse().unwrap();
+            assert!(next > offset, "an offset moved forward, never back");
+            offset = next;
+            continue;
+        }
         if response.code != response_code::SUCCESS {
             break;
         }
@@ -60,8 +67,13 @@ fn start(store: tempfile::TempDir) -> Broker {
             "1",
             "--segment-size",
             SEGMENT_BYTES,
-            "--disk-max-used-percent",
+            // Refuse sends above 60%; retention stays out of this test (see the next one).
+            "--disk-warning-percent",
             "60",
+            "--disk-max-used-percent",
+            "100",
+            "--disk-clean-forcibly-percent",
+            "100",
         ],
     )
 }
@@ -139,5 +151,72 @@ fn a_full_disk_refuses_sends_serves_reads_and_resumes_without_a_restart() {
         response_code::SERVICE_NOT_AVAILABLE,
         "{:?}",
         refused.remark
+    );
+}
+
+#[test]
+fn forced_retention_frees_a_full_disk_and_sends_resume_by_themselves() {
+    let Some(fs) = Tmpfs::mount_or_skip("forced_retention_frees_a_full_disk", FS_BYTES) else {
+        return;
+    };
+    let broker = Broker::start_on_store(
+        tempfile::tempdir_in(fs.path()).unwrap(),
+        &[
+            "--shards",
+            "1",
+            "--segment-size",
+            SEGMENT_BYTES,
+            "--disk-warning-percent",
+            "80",
+            "--disk-clean-forcibly-percent",
+            "60",
+            "--clean-resource-interval-ms",
+            "200",
+        ],
+    );
+    let mut client = broker.connect();
+    // The test's own file takes half the disk; the broker's sends fill the rest until the
+    // 80% limit refuses them, and forced retention (60%) frees old segments meanwhile.
+    let _filler = fs.fill_leaving(FS_BYTES / 2).unwrap();
+    let mut refused = 0;
+    let mut acked = BTreeMap::new();
+    let started = Instant::now();
+    let mut i = 0;
+    // Bounded in time and count: far more than the disk holds, so retention must free it.
+    while i < 20_000 && started.elapsed() < Duration::from_secs(60) {
+        let response = send(&mut client, i);
+        if response.code == response_code::SUCCESS {
+            let offset: i64 = response.ext("queueOffset").unwrap().parse().unwrap();
+            acked.insert(offset, format!("m{i:06}-"));
+        } else {
+            assert_eq!(
+                response.code,
+                response_code::SERVICE_NOT_AVAILABLE,
+                "{:?}",
+                response.remark
+            );
+            refused += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        i += 1;
+    }
+    let written_bytes = acked.len() * BODY_BYTES;
+    assert!(
+        written_bytes as u64 > FS_BYTES,
+        "the broker stored {written_bytes} bytes through an {FS_BYTES}-byte disk: retention freed space ({refused} sends refused meanwhile)"
+    );
+    // What is left is a contiguous tail of what was acknowledged, each byte-identical.
+    let left = pull_all(&mut client);
+    let first = *left.keys().next().expect("the newest messages are kept");
+    assert!(first > 0, "the oldest segments were deleted");
+    let expected: BTreeMap<i64, String> =
+        acked.range(first..).map(|(k, v)| (*k, v.clone())).collect();
+    assert_eq!(
+        left, expected,
+        "every acknowledged message above the new minimum is intact"
+    );
+    eprintln!(
+        "stored {} messages ({written_bytes} bytes) on an {FS_BYTES}-byte tmpfs; {refused} refused while full; min offset now {first}",
+        acked.len()
     );
 }

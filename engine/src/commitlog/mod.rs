@@ -544,6 +544,24 @@ impl CommitLog {
         }
         Ok((segment, pos_in_file))
     }
+
+    /// Log offset of the first byte still stored: the first segment's start (0 for a log
+    /// without segments). Retention moves it forward; nothing else does.
+    pub fn min_log_offset(&self) -> u64 {
+        self.segments.borrow().keys().next().copied().unwrap_or(0)
+    }
+
+    /// Takes the oldest segment out of the log, if it is not the last one (the active
+    /// segment is never removed), and returns it: the caller deletes its file. From then on
+    /// [`CommitLog::locate`] finds nothing in it, while readers holding its `Rc` keep
+    /// reading (the file stays open until the last `Rc` goes).
+    pub fn remove_oldest_segment(&self) -> Option<Rc<Segment>> {
+        let mut segments = self.segments.borrow_mut();
+        if segments.len() < 2 {
+            return None;
+        }
+        segments.pop_first().map(|(_, oldest)| oldest)
+    }
 }
 
 /// Where a record of `len` bytes appended at log offset `end` starts: at `end`, or at the

@@ -17,7 +17,8 @@
 //! **Invariants.** `min_offset ≤ written_offset ≤ max_offset`; the window holds exactly
 //! `[window_start, max_offset)` and `window_start ≤ written_offset`, so every entry is either
 //! in memory or in a file; entries in files below `written_offset` never change except by
-//! [`ConsumeQueue::truncate_from_physical`] and [`ConsumeQueue::reset_to`]. Physical offsets
+//! [`ConsumeQueue::truncate_from_physical`], [`ConsumeQueue::reset_to`] and, at the head,
+//! [`ConsumeQueue::delete_files_below_min`]. Physical offsets
 //! rise with the logical offset (one shard's log feeds the queue).
 //!
 //! **Crash.** Unsynced entries may be lost, or a write may land partly (a torn 20-byte entry,
@@ -41,13 +42,15 @@
 //! **Modules.** This file holds the queue's state, its writes and truncations; `open`
 //! finds the queue's bounds at open and repairs its tail, `read` plans and runs reads
 //! (and the timestamp search), `entry` encodes entries, `search` is the pure bisection,
-//! `tag_filter` the subscription filter.
+//! `tag_filter` the subscription filter, `trim` drops the head of the queue once the
+//! CommitLog segments it points into are deleted by retention.
 
 mod entry;
 mod open;
 mod read;
 mod search;
 mod tag_filter;
+mod trim;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;

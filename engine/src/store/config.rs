@@ -14,6 +14,7 @@ use crate::consumequeue::DEFAULT_ENTRIES_PER_FILE;
 use crate::disk_guard::DiskGuardConfig;
 use crate::error::StoreError;
 use crate::page_cache::DEFAULT_RATIO_PERCENT;
+use crate::retention::RetentionConfig;
 
 use super::TransferLimits;
 
@@ -46,6 +47,9 @@ pub struct StoreConfig {
     pub ask_kernel_page_cache: bool,
     /// Per-pull limits.
     pub transfer: TransferLimits,
+    /// CommitLog retention, run by a task every `check_interval`; `None` (the default for a
+    /// store opened on its own) keeps every segment. The broker sets RocketMQ's defaults.
+    pub retention: Option<RetentionConfig>,
 }
 
 impl Default for StoreConfig {
@@ -62,6 +66,7 @@ impl Default for StoreConfig {
             total_ram_bytes: None,
             ask_kernel_page_cache: true,
             transfer: TransferLimits::default(),
+            retention: None,
         }
     }
 }

@@ -35,13 +35,15 @@
 //! its thin public API; the work is done by `config` (the typed configuration and its
 //! checks), `open` (open and recovery wiring), `writer` (append, the group writer, dispatch
 //! into the ConsumeQueues and arrivals), `reader` (the PULL read path and record reads),
-//! `time_search` (store-time lookups) and `flusher` (background fdatasync and checkpoints).
+//! `time_search` (store-time lookups), `flusher` (background fdatasync and checkpoints) and
+//! `retention` (deleting the oldest segments and moving the queues' min offsets past them).
 
 mod config;
 mod flusher;
 mod open;
 mod reader;
 mod replica;
+mod retention;
 mod time_search;
 mod writer;
 
@@ -61,6 +63,7 @@ use crate::disk_guard::{DiskGuard, DiskGuardConfig};
 use crate::error::StoreError;
 use crate::page_cache::Estimator;
 use crate::queues::{QueueSlot, QueueTable};
+use crate::retention::RetentionConfig;
 use crate::signal::{GroupProgress, Notify};
 
 pub use config::{StoreConfig, DEFAULT_CHECKPOINT_INTERVAL_MS};
@@ -69,6 +72,7 @@ pub use reader::{
     MAX_COALESCED_READ_BYTES, MAX_READ_GAP_BYTES,
 };
 pub use replica::{ReplicationFrame, DEFAULT_FRAME_BYTES};
+pub use retention::DeletedSegment;
 pub use writer::{AppendTicket, Arrival, PutMessage, PutResult, MAX_UNDRAINED_ARRIVALS};
 use writer::{ArrivalListener, Dispatch};
 
@@ -100,6 +104,9 @@ struct Inner {
     pending_dispatch: RefCell<Vec<Dispatch>>,
     writer_wake: Notify,
     flusher_wake: Notify,
+    retention_wake: Notify,
+    /// Retention rounds never overlap (the task's and [`Store::run_retention_round`]'s).
+    retention_lock: Mutex<()>,
     progress: GroupProgress,
     dispatched_end: Cell<u64>,
     checkpointed: Cell<u64>,
@@ -261,16 +268,19 @@ impl Store {
         to_physical(self.inner.shard_id, self.inner.dispatched_end.get()).unwrap_or(i64::MAX)
     }
 
-    /// Physical offset of the first byte still stored.
+    /// Physical offset of the first byte still stored (retention moves it forward).
     pub fn min_physical_offset(&self) -> i64 {
-        let first = self
-            .inner
-            .log
-            .segment_starts()
-            .first()
-            .copied()
-            .unwrap_or(0);
-        to_physical(self.inner.shard_id, first).unwrap_or(0)
+        self.inner.min_physical_offset()
+    }
+
+    /// Runs one retention round now with `config` (the task runs them every
+    /// `check_interval` when [`StoreConfig::retention`] is set): deletes the oldest segments
+    /// the policy chooses and returns them.
+    pub async fn run_retention_round(
+        &self,
+        config: &RetentionConfig,
+    ) -> Result<Vec<DeletedSegment>, StoreError> {
+        self.inner.retention_round(config).await
     }
 
     /// Registers a listener called (on the shard thread, by the writer) for every message
@@ -340,6 +350,7 @@ impl Store {
         let flushed = self.flush().await;
         inner.writer_wake.notify();
         inner.flusher_wake.notify();
+        inner.retention_wake.notify();
         let tasks = std::mem::take(&mut *inner.tasks.borrow_mut());
         for task in tasks {
             // The tasks end on their own once `closing` is seen; a cancelled one has nothing

@@ -3,8 +3,10 @@
 //!
 //! Owns the order of recovery (the scan itself is [`crate::recovery`]'s): adopt the queues
 //! found on disk, re-dispatch every record the scan finds past the checkpoint, cut the log
-//! at the first invalid record, truncate queues that point past that cut, fdatasync the
-//! queues and only then write the new checkpoint. Invariant on success: the log's appended,
+//! at the first invalid record, truncate queues that point past that cut, move every
+//! queue's min offset past the log's first segment (a log whose oldest segments retention
+//! deleted, maybe killed before it trimmed the queues), fdatasync the queues and only then
+//! write the new checkpoint. Invariant on success: the log's appended,
 //! written and durable ends, its dispatched end and the checkpoint are all the recovered
 //! end, and every queue's `min_offset ≤ max_offset = next_offset`.
 //!
@@ -79,6 +81,8 @@ impl Inner {
         let recovered = scanner.finish().await?;
         let end = recovered.end;
         queues.truncate_at(end).await?;
+        let log_min = recovered.segments.keys().next().copied().unwrap_or(0);
+        super::retention::trim_queues_to_log_min(&queues, shard_id, log_min).await?;
         tracing::info!(
             shard = shard_id,
             scan_start = recovered.scan_start,
@@ -139,6 +143,8 @@ impl Inner {
             pending_dispatch: RefCell::new(Vec::new()),
             writer_wake: Notify::default(),
             flusher_wake: Notify::default(),
+            retention_wake: Notify::default(),
+            retention_lock: Mutex::new(()),
             progress: GroupProgress::default(),
             dispatched_end: Cell::new(end),
             checkpointed: Cell::new(checkpointed),
@@ -167,6 +173,10 @@ impl Inner {
         let writer = compio::runtime::spawn(Rc::clone(&inner).writer_loop());
         let flusher = compio::runtime::spawn(Rc::clone(&inner).flusher_loop());
         inner.tasks.borrow_mut().extend([writer, flusher]);
+        if let Some(retention) = inner.config.retention {
+            let task = compio::runtime::spawn(Rc::clone(&inner).retention_loop(retention));
+            inner.tasks.borrow_mut().push(task);
+        }
         Ok(inner)
     }
 }

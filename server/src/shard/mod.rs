@@ -596,9 +596,10 @@ fn store_config(config: &BrokerConfig) -> StoreConfig {
             FlushMode::Sync => FlushPolicy::Sync,
         },
         disk_guard: DiskGuardConfig {
-            max_used_ratio: config.disk_max_used_ratio,
+            max_used_ratio: config.disk_warning_ratio,
             ..DiskGuardConfig::default()
         },
+        retention: Some(config.retention),
         ..StoreConfig::default()
     }
 }
@@ -609,5 +610,23 @@ async fn offsets_loop(shard: Weak<Shard>) {
         compio::time::sleep(OFFSETS_PERSIST_INTERVAL).await;
         let Some(this) = shard.upgrade() else { return };
         this.persist_offsets().await;
+    }
+}
+
+#[cfg(test)]
+mod store_config_tests {
+    use super::*;
+
+    #[test]
+    fn sends_are_refused_at_the_warning_ratio_and_retention_runs_with_the_cleanup_ratios() {
+        let config = BrokerConfig {
+            disk_warning_ratio: 0.93,
+            ..BrokerConfig::default()
+        };
+        let store = store_config(&config);
+        assert_eq!(store.disk_guard.max_used_ratio, 0.93);
+        let retention = store.retention.expect("the broker runs retention");
+        assert_eq!(retention.cleanup_used_ratio, 0.75);
+        assert_eq!(retention.forced_used_ratio, 0.85);
     }
 }
