@@ -91,6 +91,12 @@ pub enum Refused {
     // Offsets, groups, admin
     #[error("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")]
     ConsumerOffsetNotFound,
+    #[error("commitOffset {offset} of topic {topic} queueId {queue_id} is negative")]
+    NegativeOffset {
+        offset: i64,
+        topic: String,
+        queue_id: i32,
+    },
     #[error("no consumer for this group, {group}")]
     NoConsumer { group: String },
     #[error("the consumer group[{group}] not online")]
@@ -111,9 +117,9 @@ impl Refused {
             Refused::PullForbidden { .. }
             | Refused::SendForbidden { .. }
             | Refused::TransactionForbidden { .. } => response_code::NO_PERMISSION,
-            Refused::QueueIdIllegal { .. } | Refused::InvalidAttributes { .. } => {
-                response_code::INVALID_PARAMETER
-            }
+            Refused::QueueIdIllegal { .. }
+            | Refused::InvalidAttributes { .. }
+            | Refused::NegativeOffset { .. } => response_code::INVALID_PARAMETER,
             Refused::ExpressionTypeUnsupported { .. } => response_code::SUBSCRIPTION_PARSE_FAILED,
             Refused::SubscriptionNotExist { .. } => response_code::SUBSCRIPTION_NOT_EXIST,
             Refused::SubscriptionNotLatest => response_code::SUBSCRIPTION_NOT_LATEST,
