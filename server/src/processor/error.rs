@@ -18,6 +18,7 @@ use ringmq_protocol::message::batch::BatchError;
 use ringmq_protocol::message::properties::PropertiesError;
 use ringmq_protocol::message::record::RecordError;
 
+use crate::offload::OffloadError;
 use crate::reply::error_chain;
 use crate::shard::hop::InboxError;
 use crate::shard::ShardError;
@@ -40,6 +41,8 @@ pub enum Refused {
     Topic(#[from] TopicError),
     #[error(transparent)]
     Shard(#[from] ShardError),
+    #[error(transparent)]
+    Offload(#[from] OffloadError),
 
     // PULL (protocol.md §2.4)
     #[error("topic[{topic}] not exist, apply first please!")]
@@ -113,6 +116,7 @@ impl Refused {
             Refused::Body { source, .. } => body_code(source),
             Refused::Topic(error) => topic_code(error),
             Refused::Shard(error) => shard_code(error),
+            Refused::Offload(OffloadError) => response_code::SYSTEM_ERROR,
             Refused::TopicNotExist { .. } => response_code::TOPIC_NOT_EXIST,
             Refused::PullForbidden { .. }
             | Refused::SendForbidden { .. }
