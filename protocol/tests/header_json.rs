@@ -74,16 +74,48 @@ fn numeric_strings_are_accepted_for_int_fields() {
     );
 }
 
-#[test]
-fn non_numeric_code_is_an_invalid_field_error() {
-    let err = decode(br#"{"code":"twelve"}"#).unwrap_err();
-    assert!(matches!(err, JsonHeaderError::InvalidField(_)), "{err:?}");
+/// The error names the field and the kind of value it takes, in its own text (what a log
+/// line shows), not only in its source.
+fn assert_invalid_field(header: &str, field: &str, expected: &str) {
+    let err = decode(header.as_bytes()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, JsonHeaderError::InvalidField { field: f, .. } if *f == field),
+        "{header}: {err:?}"
+    );
+    assert!(
+        text.contains(&format!("`{field}`")) && text.contains(expected),
+        "{header}: {text}"
+    );
 }
 
 #[test]
-fn opaque_outside_i32_is_an_invalid_field_error() {
-    let err = decode(br#"{"opaque":2147483648}"#).unwrap_err();
-    assert!(matches!(err, JsonHeaderError::InvalidField(_)), "{err:?}");
+fn non_numeric_code_is_an_invalid_field_error_naming_code() {
+    assert_invalid_field(r#"{"code":"twelve"}"#, "code", "an int or a numeric string");
+}
+
+#[test]
+fn opaque_outside_i32_is_an_invalid_field_error_naming_opaque() {
+    assert_invalid_field(
+        r#"{"code":10,"opaque":2147483648}"#,
+        "opaque",
+        "an int or a numeric string",
+    );
+}
+
+#[test]
+fn each_field_with_an_unusable_value_is_named() {
+    assert_invalid_field(
+        r#"{"code":1,"version":true}"#,
+        "version",
+        "an int or a numeric string",
+    );
+    assert_invalid_field(r#"{"flag":[1]}"#, "flag", "an int or a numeric string");
+    assert_invalid_field(
+        r#"{"language":1.5}"#,
+        "language",
+        "a language name or number",
+    );
 }
 
 #[test]
@@ -155,8 +187,7 @@ fn non_object_header_is_rejected() {
 
 #[test]
 fn ext_fields_that_is_not_an_object_is_rejected() {
-    let err = decode(br#"{"extFields":"k=v"}"#).unwrap_err();
-    assert!(matches!(err, JsonHeaderError::InvalidField(_)), "{err:?}");
+    assert_invalid_field(r#"{"extFields":"k=v"}"#, "extFields", "an object or null");
 }
 
 #[test]

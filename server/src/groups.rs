@@ -41,8 +41,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ringmq_protocol::body::{
-    Connection, ConsumeFromWhere, ConsumeType, ConsumerConnection, HeartbeatData, MessageModel,
-    SubscriptionData,
+    Connection, ConsumeFromWhere, ConsumeType, ConsumerConnection, ConsumerData, HeartbeatData,
+    MessageModel, SubscriptionData,
 };
 use ringmq_protocol::message::java_string_hash;
 
@@ -50,6 +50,10 @@ use crate::topics::{retry_topic, validate_topic_name};
 
 /// RocketMQ's `channelExpiredTimeout`: a member silent this long is removed.
 pub const CHANNEL_EXPIRED_TIMEOUT_MS: u64 = 120_000;
+
+/// Groups of one heartbeat registered under one take of the lock (a few ms of work in a
+/// debug build, well under a ms in release).
+pub const HEARTBEAT_GROUPS_PER_LOCK: usize = 256;
 
 /// The `subString` meaning "every tag".
 const SUB_ALL: &str = "*";
@@ -170,6 +174,45 @@ struct Inner {
 }
 
 impl Inner {
+    /// One consumer group of a heartbeat (§2.6 steps 2-5).
+    fn register_consumer(
+        &mut self,
+        conn: ConnectionRef,
+        member: &Member,
+        consumer: &ConsumerData,
+        outcome: &mut HeartbeatOutcome,
+    ) {
+        let group = consumer.group_name.as_str();
+        if group.is_empty() {
+            return;
+        }
+        let retry = retry_topic(group);
+        if validate_topic_name(&retry).is_ok() {
+            outcome.retry_topics.push(retry);
+        }
+        let state = self
+            .consumers
+            .entry(group.to_owned())
+            .or_insert_with(|| ConsumerGroup {
+                members: BTreeMap::new(),
+                consume_type: consumer.consume_type,
+                message_model: consumer.message_model,
+                consume_from_where: consumer.consume_from_where,
+                subscriptions: HashMap::new(),
+            });
+        state.consume_type = consumer.consume_type;
+        state.message_model = consumer.message_model;
+        state.consume_from_where = consumer.consume_from_where;
+        // A known connection keeps its place; RocketMQ does not count a changed
+        // clientID on the same channel as a change either.
+        let new_member = state.members.insert(conn, member.clone()).is_none();
+        let topics_changed = state.update_subscriptions(&consumer.subscription_data_set);
+        if new_member || topics_changed {
+            tracing::debug!(group, new_member, topics_changed, "consumer group changed");
+            outcome.notify.extend(state.notify_all(group));
+        }
+    }
+
     /// Removes `matches` members of consumer group `group`; returns who to notify.
     fn remove_consumers(
         &mut self,
@@ -226,6 +269,11 @@ impl ConsumerGroups {
     /// HEART_BEAT (§2.6): registers or refreshes `conn` in every producer and consumer
     /// group the body lists, with the body's `clientID` and the header's `channel`.
     /// Groups with an empty name are skipped.
+    ///
+    /// The lock is taken per [`HEARTBEAT_GROUPS_PER_LOCK`] groups, not for the whole
+    /// heartbeat: groups are independent (RocketMQ registers each on its own too), and a
+    /// heartbeat listing thousands must not keep every pull that looks up a subscription
+    /// waiting.
     pub fn heartbeat(
         &self,
         conn: ConnectionRef,
@@ -239,47 +287,24 @@ impl ConsumerGroups {
             last_heartbeat_ms: now_ms,
         };
         let mut outcome = HeartbeatOutcome::default();
-        let mut inner = self.lock();
-        for consumer in &data.consumer_data_set {
-            let group = consumer.group_name.as_str();
-            if group.is_empty() {
-                continue;
-            }
-            let retry = retry_topic(group);
-            if validate_topic_name(&retry).is_ok() {
-                outcome.retry_topics.push(retry);
-            }
-            let state = inner
-                .consumers
-                .entry(group.to_owned())
-                .or_insert_with(|| ConsumerGroup {
-                    members: BTreeMap::new(),
-                    consume_type: consumer.consume_type,
-                    message_model: consumer.message_model,
-                    consume_from_where: consumer.consume_from_where,
-                    subscriptions: HashMap::new(),
-                });
-            state.consume_type = consumer.consume_type;
-            state.message_model = consumer.message_model;
-            state.consume_from_where = consumer.consume_from_where;
-            // A known connection keeps its place; RocketMQ does not count a changed
-            // clientID on the same channel as a change either.
-            let new_member = state.members.insert(conn, member.clone()).is_none();
-            let topics_changed = state.update_subscriptions(&consumer.subscription_data_set);
-            if new_member || topics_changed {
-                tracing::debug!(group, new_member, topics_changed, "consumer group changed");
-                outcome.notify.extend(state.notify_all(group));
+        for consumers in data.consumer_data_set.chunks(HEARTBEAT_GROUPS_PER_LOCK) {
+            let mut inner = self.lock();
+            for consumer in consumers {
+                inner.register_consumer(conn, &member, consumer, &mut outcome);
             }
         }
-        for producer in &data.producer_data_set {
-            if producer.group_name.is_empty() {
-                continue;
+        for producers in data.producer_data_set.chunks(HEARTBEAT_GROUPS_PER_LOCK) {
+            let mut inner = self.lock();
+            for producer in producers {
+                if producer.group_name.is_empty() {
+                    continue;
+                }
+                inner
+                    .producers
+                    .entry(producer.group_name.clone())
+                    .or_default()
+                    .insert(conn, member.clone());
             }
-            inner
-                .producers
-                .entry(producer.group_name.clone())
-                .or_default()
-                .insert(conn, member.clone());
         }
         outcome
     }

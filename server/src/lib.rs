@@ -16,6 +16,7 @@ pub mod listener;
 pub mod memory;
 pub mod namesrv;
 pub mod notify;
+pub mod offload;
 pub mod placement;
 pub mod processor;
 pub mod registration;

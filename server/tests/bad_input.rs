@@ -107,6 +107,34 @@ fn an_invalid_json_header_closes_the_connection() {
 }
 
 #[test]
+fn a_json_header_field_with_an_unusable_value_is_named_in_the_log() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_file = log_dir.path().join("broker.log");
+    let broker = Broker::start_logging_to(&log_file, &[]);
+    let header = br#"{"code":10,"opaque":"not a number","extFields":{}}"#;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&((4 + header.len()) as i32).to_be_bytes());
+    frame.extend_from_slice(&(header.len() as i32).to_be_bytes());
+    frame.extend_from_slice(header);
+    write_raw_and_expect_close(&broker, &frame);
+    assert_still_serving(&broker);
+    // The close is logged before the next connection is served; allow the write to land.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("field `opaque` has an unusable value: expected an int or a numeric string")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker log does not name the field: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn two_thousand_connections_opened_and_closed_leave_the_broker_serving() {
     let broker = Broker::start(&[]);
     for batch in 0..20 {

@@ -72,6 +72,26 @@ impl Broker {
 
     /// Starts a broker on an existing store directory (a restart).
     pub fn start_on_store(store: tempfile::TempDir, extra_args: &[&str]) -> Broker {
+        let stderr = if std::env::var_os("RINGMQ_TEST_BROKER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Broker::spawn(store, extra_args, stderr)
+    }
+
+    /// Starts a broker on a fresh store whose log (its stderr) goes to `log_file`, for tests
+    /// that check what the broker logs.
+    pub fn start_logging_to(log_file: &Path, extra_args: &[&str]) -> Broker {
+        let log = std::fs::File::create(log_file).expect("creating the broker log file");
+        Broker::spawn(
+            tempfile::tempdir().expect("tempdir"),
+            extra_args,
+            log.into(),
+        )
+    }
+
+    fn spawn(store: tempfile::TempDir, extra_args: &[&str], stderr: Stdio) -> Broker {
         let embedded = !extra_args.contains(&"--namesrv");
         let mut command = Command::new(server_binary());
         command.args(["--listen", "127.0.0.1:0"]);
@@ -86,11 +106,7 @@ impl Broker {
             .arg(store.path())
             .args(extra_args)
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("RINGMQ_TEST_BROKER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .expect("spawning ringmq-server");
         let stdout = child.stdout.take().expect("stdout");

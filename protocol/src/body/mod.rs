@@ -82,11 +82,23 @@ pub trait JsonBody: Sized {
     fn encode(&self) -> Result<Vec<u8>, BodyError>;
 }
 
-/// Lenient decode through the [`fastjson`] tree, for `JsonBody` impls.
+/// Lenient decode, for `JsonBody` impls: standard JSON straight into `T` first, and only if
+/// that fails the [`fastjson`] tree, which also takes what fastjson writes and standard JSON
+/// does not allow (unquoted keys, single quotes, ...). The direct path builds no tree: a
+/// heartbeat of 10,000 groups decodes several times faster that way. Both paths run the same
+/// `Deserialize` impls, so a body both accept decodes to the same value. The direct path is
+/// tried only for an object body: serde would also read a struct from a JSON array (its
+/// fields in order), which no RocketMQ peer sends and the tree path refuses.
 fn decode_lenient<T: serde::de::DeserializeOwned>(
     body: &'static str,
     bytes: &[u8],
 ) -> Result<T, BodyError> {
+    let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if is_object {
+        if let Ok(value) = serde_json::from_slice(bytes) {
+            return Ok(value);
+        }
+    }
     fastjson::from_slice(bytes).map_err(|source| BodyError::Decode { body, source })
 }
 

@@ -19,6 +19,7 @@
 //! all strings, and no `remark` key when there is none. It streams straight into the output
 //! buffer through serde's derive; no intermediate `serde_json::Value` is built.
 
+use std::cell::Cell;
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
@@ -40,9 +41,17 @@ pub enum JsonHeaderError {
     #[error("JSON header is malformed")]
     Malformed(#[source] serde_json::Error),
     /// The JSON is well-formed but a field has a value we cannot use (e.g. a non-numeric
-    /// `code`, an `opaque` outside i32, an `extFields` that is not an object).
-    #[error("JSON header has an unusable field value")]
-    InvalidField(#[source] serde_json::Error),
+    /// `code`, an `opaque` outside i32, an `extFields` that is not an object). The source
+    /// says what the value was and where.
+    #[error("JSON header field `{field}` has an unusable value: expected {expected}")]
+    InvalidField {
+        /// The header key whose value was refused.
+        field: &'static str,
+        /// The kind of value that key takes.
+        expected: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// Writing the header failed (cannot happen with an in-memory buffer; kept typed).
     #[error("JSON header could not be written")]
     Encode(#[source] serde_json::Error),
@@ -58,13 +67,25 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, JsonHeaderError> {
     if first != Some(&b'{') {
         return Err(JsonHeaderError::NotAnObject);
     }
-    let parsed: JsonHeaderIn = serde_json::from_str(text).map_err(|e| {
-        if e.is_data() {
-            JsonHeaderError::InvalidField(e)
-        } else {
-            JsonHeaderError::Malformed(e)
-        }
-    })?;
+    // serde's error knows the value and position but not which key it belonged to: the
+    // visitor notes the key it is decoding, so the error can name it.
+    let field_being_read = Cell::new(FieldKind::HEADER);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let parsed = HeaderSeed(&field_being_read)
+        .deserialize(&mut deserializer)
+        .and_then(|header| deserializer.end().map(|()| header))
+        .map_err(|e| {
+            if e.is_data() {
+                let FieldKind { field, expected } = field_being_read.get();
+                JsonHeaderError::InvalidField {
+                    field,
+                    expected,
+                    source: e,
+                }
+            } else {
+                JsonHeaderError::Malformed(e)
+            }
+        })?;
     Ok(RemotingCommand {
         code: parsed.code,
         language: parsed.language,
@@ -140,6 +161,36 @@ struct JsonHeaderIn {
     ext_fields: ExtFields,
 }
 
+/// A header key and the kind of value it takes, for [`JsonHeaderError::InvalidField`].
+#[derive(Debug, Clone, Copy)]
+struct FieldKind {
+    field: &'static str,
+    expected: &'static str,
+}
+
+impl FieldKind {
+    /// Before any key: the header itself.
+    const HEADER: FieldKind = FieldKind {
+        field: "(header)",
+        expected: "an object",
+    };
+    const INT: &'static str = "an int or a numeric string";
+
+    fn of(key: &Key) -> FieldKind {
+        let (field, expected) = match key {
+            Key::Code => ("code", Self::INT),
+            Key::Version => ("version", Self::INT),
+            Key::Opaque => ("opaque", Self::INT),
+            Key::Flag => ("flag", Self::INT),
+            Key::Language => ("language", "a language name or number"),
+            Key::Remark => ("remark", "a string or another JSON scalar"),
+            Key::ExtFields => ("extFields", "an object or null"),
+            Key::Other => ("(unknown key)", "any JSON value"),
+        };
+        FieldKind { field, expected }
+    }
+}
+
 /// The keys we read; everything else is skipped.
 enum Key {
     Code,
@@ -177,10 +228,14 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-impl<'de> Deserialize<'de> for JsonHeaderIn {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeaderVisitor;
-        impl<'de> Visitor<'de> for HeaderVisitor {
+/// Decodes a [`JsonHeaderIn`], noting in the cell the key whose value it is reading.
+struct HeaderSeed<'a>(&'a Cell<FieldKind>);
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
+    type Value = JsonHeaderIn;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonHeaderIn, D::Error> {
+        struct HeaderVisitor<'a>(&'a Cell<FieldKind>);
+        impl<'de> Visitor<'de> for HeaderVisitor<'_> {
             type Value = JsonHeaderIn;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a remoting header object")
@@ -196,6 +251,7 @@ impl<'de> Deserialize<'de> for JsonHeaderIn {
                     ext_fields: ExtFields::new(),
                 };
                 while let Some(key) = map.next_key::<Key>()? {
+                    self.0.set(FieldKind::of(&key));
                     match key {
                         Key::Code => header.code = map.next_value_seed(LenientI32("code"))?,
                         Key::Version => {
@@ -216,7 +272,7 @@ impl<'de> Deserialize<'de> for JsonHeaderIn {
                 Ok(header)
             }
         }
-        deserializer.deserialize_map(HeaderVisitor)
+        deserializer.deserialize_map(HeaderVisitor(self.0))
     }
 }
 

@@ -2,6 +2,7 @@
 //! GET_CONSUMER_CONNECTION_LIST (protocol.md §2.6-§2.8, §2.15).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use ringmq_protocol::body::{ConsumerListBody, HeartbeatData, JsonBody};
 use ringmq_protocol::command::RemotingCommand;
@@ -12,17 +13,21 @@ use ringmq_protocol::headers::{
 
 use super::{decode_header, success, Answer, Refused};
 use crate::connection::Connection;
-use crate::groups::ClientChannel;
+use crate::groups::{ClientChannel, ConnectionRef, NotifyTarget};
+use crate::shard::shared::BrokerShared;
 use crate::shard::Shard;
 
 /// HEART_BEAT: registers the connection in its producer and consumer groups, creates
 /// `%RETRY%<group>` topics, and notifies group members when membership changed.
+///
+/// Decoding the body, updating the groups and creating the retry topics run on the offload
+/// thread ([`crate::offload`]): a heartbeat may list thousands of groups (hundreds of ms in
+/// a debug build), and the other connections of this shard must not wait for it.
 pub async fn heartbeat(
     shard: &Rc<Shard>,
     connection: &Rc<Connection>,
     request: &RemotingCommand,
 ) -> Answer {
-    let data = HeartbeatData::decode(&request.body).map_err(Refused::body("heartbeat body"))?;
     shard.track_connection(connection);
     let channel = ClientChannel {
         language: request
@@ -34,24 +39,47 @@ pub async fn heartbeat(
         remote_addr: connection.peer.to_string(),
     };
     let shared = shard.shared();
-    let outcome = shared.groups.heartbeat(
-        shard.connection_ref(connection),
-        &channel,
-        &data,
-        shared.clock.monotonic_ms(),
-    );
+    let member = shard.connection_ref(connection);
+    let now_ms = shared.clock.monotonic_ms();
+    let body = request.body.clone();
+    let worker_shared = Arc::clone(shared);
+    let (mut notify, topics_created) = shared
+        .offload
+        .run(move || register_heartbeat(&worker_shared, member, &channel, &body, now_ms))
+        .await??;
+    if topics_created {
+        shared.topics_changed();
+    }
+    if connection.is_closed() {
+        // Closed while the worker registered it: its close may have run first, so remove
+        // what this heartbeat added rather than keep a member nobody can reach.
+        notify = shared.groups.connection_closed(member);
+    }
+    if !notify.is_empty() {
+        shard.notify_consumer_ids_changed(notify).await;
+    }
+    Ok(success(request))
+}
+
+/// The heavy part of HEART_BEAT (off the ring thread): decodes the body, registers the
+/// member, creates the missing retry topics in one table change. Returns who to notify and
+/// whether topics were created.
+fn register_heartbeat(
+    shared: &BrokerShared,
+    member: ConnectionRef,
+    channel: &ClientChannel,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<(Vec<NotifyTarget>, bool), Refused> {
+    let data = HeartbeatData::decode(body).map_err(Refused::body("heartbeat body"))?;
+    let outcome = shared.groups.heartbeat(member, channel, &data, now_ms);
     let groups = outcome
         .retry_topics
         .iter()
         .map(|retry_topic| retry_topic.trim_start_matches("%RETRY%"));
     // One topic-table change (and one write of the file) for all of this heartbeat's groups.
-    if shared.topics.create_retry_topics(groups)? {
-        shared.topics_changed();
-    }
-    if !outcome.notify.is_empty() {
-        shard.notify_consumer_ids_changed(outcome.notify).await;
-    }
-    Ok(success(request))
+    let created = shared.topics.create_retry_topics(groups)?;
+    Ok((outcome.notify, created))
 }
 
 /// UNREGISTER_CLIENT: removes the client from the named groups; always SUCCESS.

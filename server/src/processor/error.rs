@@ -18,6 +18,7 @@ use ringmq_protocol::message::batch::BatchError;
 use ringmq_protocol::message::properties::PropertiesError;
 use ringmq_protocol::message::record::RecordError;
 
+use crate::offload::OffloadError;
 use crate::reply::error_chain;
 use crate::shard::hop::InboxError;
 use crate::shard::ShardError;
@@ -40,6 +41,8 @@ pub enum Refused {
     Topic(#[from] TopicError),
     #[error(transparent)]
     Shard(#[from] ShardError),
+    #[error(transparent)]
+    Offload(#[from] OffloadError),
 
     // PULL (protocol.md §2.4)
     #[error("topic[{topic}] not exist, apply first please!")]
@@ -91,6 +94,12 @@ pub enum Refused {
     // Offsets, groups, admin
     #[error("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")]
     ConsumerOffsetNotFound,
+    #[error("commitOffset {offset} of topic {topic} queueId {queue_id} is negative")]
+    NegativeOffset {
+        offset: i64,
+        topic: String,
+        queue_id: i32,
+    },
     #[error("no consumer for this group, {group}")]
     NoConsumer { group: String },
     #[error("the consumer group[{group}] not online")]
@@ -109,13 +118,14 @@ impl Refused {
             Refused::Body { source, .. } => body_code(source),
             Refused::Topic(error) => topic_code(error),
             Refused::Shard(error) => shard_code(error),
+            Refused::Offload(OffloadError) => response_code::SYSTEM_ERROR,
             Refused::TopicNotExist { .. } => response_code::TOPIC_NOT_EXIST,
             Refused::PullForbidden { .. }
             | Refused::SendForbidden { .. }
             | Refused::TransactionForbidden { .. } => response_code::NO_PERMISSION,
-            Refused::QueueIdIllegal { .. } | Refused::InvalidAttributes { .. } => {
-                response_code::INVALID_PARAMETER
-            }
+            Refused::QueueIdIllegal { .. }
+            | Refused::InvalidAttributes { .. }
+            | Refused::NegativeOffset { .. } => response_code::INVALID_PARAMETER,
             Refused::ExpressionTypeUnsupported { .. } => response_code::SUBSCRIPTION_PARSE_FAILED,
             Refused::SubscriptionNotExist { .. } => response_code::SUBSCRIPTION_NOT_EXIST,
             Refused::SubscriptionNotLatest => response_code::SUBSCRIPTION_NOT_LATEST,

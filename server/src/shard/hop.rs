@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use futures_util::task::AtomicWaker;
@@ -27,6 +28,13 @@ pub type ShardJob<C> = Box<dyn FnOnce(&Rc<C>) + Send>;
 
 /// Messages one inbox holds before posting waits.
 pub const INBOX_CAPACITY: usize = 65_536;
+
+/// Most inbox jobs one loop turn runs before the shard's other tasks get their turn.
+const TURN_JOBS_MAX: usize = 1024;
+/// Longest one loop turn spends on inbox jobs (checked every [`TURN_CLOCK_EVERY_JOBS`]).
+const TURN_TIME_MAX: Duration = Duration::from_millis(2);
+/// Jobs between two reads of the clock within a turn.
+const TURN_CLOCK_EVERY_JOBS: usize = 16;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InboxError {
@@ -157,11 +165,16 @@ impl<C: 'static> Inboxes<C> {
         let mut idle_turns = 0usize;
         loop {
             let mut ran = 0usize;
+            let turn_started = Instant::now();
             while let Some(job) = inbox.queue.pop() {
                 job(&context);
                 ran += 1;
-                // Bound one turn's work so connections on this shard are not starved.
-                if ran == 1024 {
+                // Bound one turn's work, in jobs and in time (a job may encode a frame: 10,000
+                // notifications after a big heartbeat are ~400 ms in a debug build), so the
+                // connections on this shard are served in between.
+                if ran == TURN_JOBS_MAX
+                    || (ran % TURN_CLOCK_EVERY_JOBS == 0 && turn_started.elapsed() >= TURN_TIME_MAX)
+                {
                     break;
                 }
             }

@@ -14,6 +14,7 @@ use crate::clock::ClockRef;
 use crate::config::BrokerConfig;
 use crate::groups::ConsumerGroups;
 use crate::memory::MemoryBudget;
+use crate::offload::Offload;
 use crate::stats::BrokerStats;
 use crate::topics::Topics;
 
@@ -48,6 +49,8 @@ pub struct BrokerShared {
     pub boot_timestamp_ms: i64,
     /// The memory pull answers draw from (`config.max_memory_bytes`).
     pub memory: Arc<MemoryBudget>,
+    /// Runs control-plane work too big for a ring thread (a heartbeat of many groups).
+    pub offload: Offload,
     /// Client connections open on all shards (bounded by `config.max_connections`).
     open_connections: AtomicUsize,
     topics_changed: TopicsChanged,
@@ -78,6 +81,7 @@ impl BrokerShared {
     ) -> Self {
         BrokerShared {
             memory: MemoryBudget::new(config.max_memory_bytes),
+            offload: Offload::start(),
             config,
             broker_addr,
             shard_addrs,
