@@ -10,6 +10,7 @@
 //! Only for tests: failures panic with a message saying what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod powercut;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,6 +32,23 @@ pub const TEST_SEGMENT_SIZE: &str = "16777216";
 
 /// How long a broker may take to print its listening lines or register.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Says what a test did where CI's log shows it: on stderr (shown for failing tests, or with
+/// `--nocapture`) and, when `$RINGMQ_TEST_REPORT` names a file, appended to it as one line
+/// (`.ci/run` prints that file after the tests, so a skipped test is visible as skipped).
+pub fn report(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("RINGMQ_TEST_REPORT") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| writeln!(file, "{line}"));
+        if let Err(e) = appended {
+            eprintln!("could not append to RINGMQ_TEST_REPORT {path:?}: {e}");
+        }
+    }
+}
 
 /// The `ringmq-server` binary these tests run.
 pub fn server_binary() -> PathBuf {

@@ -39,7 +39,7 @@ impl Tmpfs {
         match Tmpfs::mount(size_bytes) {
             Ok(fs) => Some(fs),
             Err(reason) => {
-                eprintln!("SKIPPED {test}: no tmpfs to fill ({reason})");
+                crate::report(&format!("SKIPPED {test}: no tmpfs to fill ({reason})"));
                 None
             }
         }
