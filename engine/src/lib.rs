@@ -17,6 +17,7 @@
 mod clock;
 pub mod commitlog;
 pub mod consumequeue;
+pub mod dirs;
 pub mod disk_guard;
 pub mod error;
 pub mod offsets;

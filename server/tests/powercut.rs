@@ -523,9 +523,6 @@ fn async_flush_loses_at_most_the_last_flush_interval() {
 /// its acknowledged messages must be there. The directories the broker creates at its first
 /// start must be durable before it acknowledges anything in them.
 #[test]
-#[ignore = "bug: Store::open creates <store>/commitlog/<shard> (and config/, consumequeue/) with \
-            create_dir_all and never fsyncs their parents, so a cut before anything else syncs \
-            them loses the whole fresh store, every acknowledged message with it"]
 fn a_fresh_store_keeps_its_first_acknowledged_messages() {
     let test = "a_fresh_store_keeps_its_first_acknowledged_messages";
     let backing = tempfile::tempdir().unwrap();

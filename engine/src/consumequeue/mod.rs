@@ -203,8 +203,9 @@ pub struct ConsumeQueue {
     unsynced_files: BTreeSet<i64>,
     /// A file was created or deleted since the last sync.
     dir_unsynced: bool,
-    /// `open` created the directory; its parent has not been synced since.
-    parent_unsynced: bool,
+    /// Directories `open` created (the queue's, maybe its topic's), deepest first, whose
+    /// entries their parents have not yet made durable.
+    created_dirs: Vec<std::path::PathBuf>,
     /// Reused encode buffer for writes.
     encode_buf: Vec<u8>,
 }
@@ -330,13 +331,13 @@ impl ConsumeQueue {
             sync_dir(&self.dir).await?;
             self.dir_unsynced = false;
         }
-        if self.parent_unsynced {
-            // The queue directory itself was created by `open`: make its entry durable
-            // in the topic directory too.
-            if let Some(parent) = self.dir.parent() {
+        // Directories `open` created: their entries must be durable in their parents too
+        // (the topic's in `consumequeue/`, the queue's in the topic's), top down.
+        while let Some(created) = self.created_dirs.last().cloned() {
+            if let Some(parent) = created.parent() {
                 sync_dir(parent).await?;
             }
-            self.parent_unsynced = false;
+            self.created_dirs.pop();
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ impl ConsumeQueue {
             return Err(CqError::BadEntriesPerFile { entries_per_file });
         }
         let existed = dir.is_dir();
+        // Their entries become durable at the queue's first sync, with its files.
+        let created_dirs = crate::dirs::missing_dirs(&dir);
         compio::fs::create_dir_all(&dir)
             .await
             .map_err(io_error(&dir))?;
@@ -56,7 +58,7 @@ impl ConsumeQueue {
             files: BTreeMap::new(),
             unsynced_files: BTreeSet::new(),
             dir_unsynced: !existed,
-            parent_unsynced: !existed,
+            created_dirs,
             encode_buf: Vec::new(),
         };
         let mut lengths = BTreeMap::new();

@@ -44,7 +44,7 @@ impl Inner {
         config.validate(shard_id)?;
         let root = root.to_path_buf();
         let log_dir = CommitLog::dir_for(&root, shard_id);
-        compio::fs::create_dir_all(&log_dir)
+        crate::dirs::create_dir_all_durable(&log_dir)
             .await
             .map_err(StoreError::io("create directory", &log_dir))?;
         let lock = LogLock::acquire(&log_dir)?;

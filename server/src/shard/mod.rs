@@ -185,12 +185,14 @@ impl Shard {
             .store_dir
             .join("config")
             .join(format!("shard-{shard_id}"));
-        std::fs::create_dir_all(&offsets_dir).map_err(|source| ShardOpenError::Offsets {
-            shard_id,
-            source: OffsetsError::Io {
-                path: offsets_dir.clone(),
-                source,
-            },
+        ringmq_engine::dirs::create_dir_all_durable_blocking(&offsets_dir).map_err(|source| {
+            ShardOpenError::Offsets {
+                shard_id,
+                source: OffsetsError::Io {
+                    path: offsets_dir.clone(),
+                    source,
+                },
+            }
         })?;
         let offsets_path = offsets_dir.join("consumerOffset.json");
         let offsets = ConsumerOffsets::load(&offsets_path)

@@ -265,7 +265,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TopicError> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    ringmq_engine::dirs::create_dir_all_durable_blocking(dir).map_err(io_error(dir))?;
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
