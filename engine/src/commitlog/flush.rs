@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use compio::buf::BufResult;
-use compio::io::AsyncWriteAtExt;
+use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
 
 use crate::error::StoreError;
 
@@ -74,17 +74,32 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Option<u64> {
 /// Reads the checkpoint in `log_dir`: `Ok(None)` if absent or invalid.
 pub async fn read_checkpoint(log_dir: &Path) -> Result<Option<u64>, StoreError> {
     let path = checkpoint_path(log_dir);
-    match compio::fs::read(&path).await {
-        Ok(bytes) => {
-            let decoded = decode_checkpoint(&bytes);
-            if decoded.is_none() {
-                tracing::warn!(path = %path.display(), "ignoring an invalid checkpoint");
-            }
-            Ok(decoded)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io("read checkpoint", path)(e)),
+    let file = match compio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open checkpoint", path)(e)),
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(StoreError::io("stat checkpoint", &path))?
+        .len();
+    // Exactly the checkpoint's size, in one positional read: no read-to-end loop, whose
+    // retries of a short read some filesystems (FUSE with direct I/O under io_uring)
+    // answer with the file's first bytes again.
+    let decoded = if len == CHECKPOINT_LEN as u64 {
+        let BufResult(res, bytes) = file
+            .read_exact_at(Vec::with_capacity(CHECKPOINT_LEN), 0)
+            .await;
+        res.map_err(StoreError::io("read checkpoint", &path))?;
+        decode_checkpoint(&bytes)
+    } else {
+        None
+    };
+    if decoded.is_none() {
+        tracing::warn!(path = %path.display(), len, "ignoring an invalid checkpoint");
     }
+    Ok(decoded)
 }
 
 /// Durably replaces the checkpoint in `log_dir` with `log_offset`.
