@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod groups;
+pub mod heap;
 pub mod listener;
 pub mod memory;
 pub mod namesrv;

@@ -27,6 +27,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 const INBOX_SPIN_TURNS: usize = 64;
 
 fn main() -> anyhow::Result<()> {
+    ringmq_server::heap::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

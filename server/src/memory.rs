@@ -20,6 +20,9 @@ const RETRY_AFTER: Duration = Duration::from_millis(2);
 pub struct MemoryBudget {
     capacity_bytes: usize,
     used_bytes: AtomicUsize,
+    /// Bytes granted since the last [`MemoryBudget::take_granted_bytes`] (a burst shows
+    /// here even when it is over before anyone looks at `used_bytes`).
+    granted_bytes: AtomicUsize,
 }
 
 /// Bytes taken from a [`MemoryBudget`]; given back when dropped.
@@ -34,6 +37,7 @@ impl MemoryBudget {
         Arc::new(MemoryBudget {
             capacity_bytes,
             used_bytes: AtomicUsize::new(0),
+            granted_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -54,10 +58,18 @@ impl MemoryBudget {
                 (used + bytes <= self.capacity_bytes).then_some(used + bytes)
             })
             .ok()
-            .map(|_| BudgetPermit {
-                budget: Arc::clone(self),
-                bytes,
+            .map(|_| {
+                self.granted_bytes.fetch_add(bytes, Ordering::Relaxed);
+                BudgetPermit {
+                    budget: Arc::clone(self),
+                    bytes,
+                }
             })
+    }
+
+    /// Bytes granted since the last call, and starts counting afresh.
+    pub fn take_granted_bytes(&self) -> usize {
+        self.granted_bytes.swap(0, Ordering::Relaxed)
     }
 
     /// Takes `bytes` (at most the whole capacity), waiting until that much is free.

@@ -93,4 +93,27 @@ fn slow_readers_of_big_messages_stay_within_the_memory_budget_and_others_are_ser
         slowest < Duration::from_secs(1),
         "another client's send + pull took {slowest:?} while slow readers held their answers"
     );
+
+    // The slow readers go away: the memory their answers held goes back to the OS, so the
+    // broker's RSS falls back near what it was before the burst.
+    drop(slow);
+    let settle_bound = rss_before + 8 * MIB;
+    let gone = Instant::now();
+    let mut rss_after = rss_bytes(broker.child.id());
+    while rss_after > settle_bound && gone.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        rss_after = rss_bytes(broker.child.id());
+    }
+    eprintln!(
+        "RSS {} MiB {:?} after the slow readers left (before the burst: {} MiB)",
+        rss_after / MIB,
+        gone.elapsed(),
+        rss_before / MIB
+    );
+    assert!(
+        rss_after <= settle_bound,
+        "RSS stayed at {} MiB after the burst (before: {} MiB)",
+        rss_after / MIB,
+        rss_before / MIB
+    );
 }
