@@ -12,7 +12,8 @@
 //! every byte it appends or allocates ([`DiskGuard::note_written`]), and the verdict uses
 //! `used at the last statvfs + bytes written since`. A fresh statvfs is taken when the
 //! answer is older than `check_interval` (1 s), when the bytes written since pass
-//! `margin_bytes` (16 MiB), or before refusing on an estimate. So this store alone can
+//! `margin_bytes` (16 MiB), or before refusing on an estimate (a refusal is always on a
+//! measured figure). So this store alone can
 //! never carry the filesystem past the limit by more than `margin_bytes`, other writers
 //! (other shards, other processes) by what they write in one interval. Between statvfs
 //! calls a check is a clock read and a few comparisons, so the write path may call
@@ -36,10 +37,6 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bytes written since the last statvfs after which a fresh one is taken, unless configured.
 pub const DEFAULT_MARGIN_BYTES: u64 = 16 << 20;
-
-/// Shortest time between two statvfs calls made because an estimate crossed the limit: a
-/// store that is really full refuses on the figure it has instead of asking per append.
-const MIN_RECHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Which limit refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,14 +212,14 @@ impl DiskGuard {
 
     /// [`DiskGuard::check`] at a given time (the loop's clock, or tests).
     pub fn check_at(&mut self, now: Instant) -> Result<(), DiskGuardError> {
-        let (at, usage) = match self.cached {
+        let usage = match self.cached {
             Some((at, usage))
                 if now.saturating_duration_since(at) < self.config.check_interval
                     && self.written_since_bytes <= self.config.margin_bytes =>
             {
-                (at, usage)
+                usage
             }
-            _ => (now, self.refresh_at(now)?),
+            _ => self.refresh_at(now)?,
         };
         let estimate = FsUsage {
             used_bytes: usage.used_bytes.saturating_add(self.written_since_bytes),
@@ -231,12 +228,11 @@ impl DiskGuard {
                 .saturating_sub(self.written_since_bytes),
         };
         match verdict(estimate, self.store_bytes, &self.config) {
-            // Refuse on a measured figure, not on an estimate: the writes counted may have
-            // gone into preallocated space, or space may have been freed.
-            Err(_)
-                if self.written_since_bytes > 0
-                    && now.saturating_duration_since(at) >= MIN_RECHECK_INTERVAL =>
-            {
+            // Refuse on a measured figure, never on an estimate: the writes counted may have
+            // gone into preallocated space, or space may have been freed. Right after a
+            // measurement nothing is counted, so a full disk refuses on the cached figure
+            // without asking again until the interval or the margin says so.
+            Err(_) if self.written_since_bytes > 0 => {
                 let usage = self.refresh_at(now)?;
                 verdict(usage, self.store_bytes, &self.config)
             }
@@ -376,15 +372,10 @@ mod tests {
         let t0 = Instant::now();
         guard.check_at(t0).unwrap();
         guard.note_written(512 << 20);
-        assert!(
-            guard.check_at(t0 + Duration::from_millis(1)).is_err(),
-            "the estimate is over the limit"
-        );
-        assert_eq!(guard.statvfs_calls(), 1, "refused on the estimate");
-        // Later, before refusing again, the figure is measured: the noted bytes did not
-        // really land on this filesystem.
-        let _ = guard.check_at(t0 + Duration::from_millis(20));
-        assert_eq!(guard.statvfs_calls(), 2);
+        // The estimate is over the limit: the guard measures again instead of refusing,
+        // and the bytes noted did not really land on this filesystem.
+        assert!(guard.check_at(t0 + Duration::from_millis(1)).is_ok());
+        assert_eq!(guard.statvfs_calls(), 2, "re-measured before refusing");
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Connection {
     reader_wake: LocalNotify,
     /// The connection was closed from the write side: abandon the pending read.
     close_wake: LocalNotify,
+    /// The connection was closed: abandon a write the peer is not reading.
+    writer_close_wake: LocalNotify,
     /// Monotonic time of the last read or write ([`crate::clock`]), for the idle timeout.
     last_active_ms: Cell<u64>,
 }
@@ -137,6 +139,7 @@ impl Connection {
             writer_wake: LocalNotify::default(),
             reader_wake: LocalNotify::default(),
             close_wake: LocalNotify::default(),
+            writer_close_wake: LocalNotify::default(),
             last_active_ms: Cell::new(crate::clock::monotonic_ms()),
         }
     }
@@ -234,9 +237,12 @@ impl Connection {
         self.outbox.borrow_mut().clear();
         self.outbox_bytes.set(0);
         self.permits.borrow_mut().clear();
+        // Pulls waiting for this connection's room give up: nobody reads their answers.
+        self.memory.close();
         self.writer_wake.notify();
         self.reader_wake.notify();
         self.close_wake.notify();
+        self.writer_close_wake.notify();
     }
 }
 
@@ -450,7 +456,14 @@ async fn write_loop(mut stream: TcpStream, connection: Rc<Connection>) {
             continue;
         }
         let written: usize = batch.iter().map(Bytes::len).sum();
-        let BufResult(result, _) = stream.write_vectored_all(batch).await;
+        let write = std::pin::pin!(stream.write_vectored_all(batch));
+        let closed = std::pin::pin!(connection.writer_close_wake.notified());
+        let BufResult(result, _) = match select(write, closed).await {
+            Either::Left((result, _)) => result,
+            // Closed (idle timeout, a silent member) while the peer reads nothing: drop
+            // the write, so the socket and its slot are given back.
+            Either::Right(_) => return,
+        };
         connection.touch();
         connection.written(written);
         connection.reader_wake.notify();

@@ -5,15 +5,16 @@
 //! (plus one message per pull in flight: a pull always returns its first message whole).
 //!
 //! The budget is process-wide (an atomic counter, `Send + Sync`): a pull reads on the
-//! queue's owner shard and its answer waits in the outbox of the connection's shard.
+//! queue's owner shard and its answer waits in the outbox of the connection's shard. A
+//! pull waiting for room sleeps until a permit is given back (no polling: thousands of
+//! pulls of a slow reader may wait at once, and must cost nothing while they do). A
+//! connection's own budget is closed with the connection, which ends its pulls' waits:
+//! nobody would read their answers.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// How long a pull waiting for budget sleeps between tries. Waiting only happens when the
-/// broker is at its budget, so a poll is cheaper than a waker list shared by all threads.
-const RETRY_AFTER: Duration = Duration::from_millis(2);
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 
 /// Bytes of pull answers the broker may hold at once.
 #[derive(Debug)]
@@ -23,6 +24,10 @@ pub struct MemoryBudget {
     /// Bytes granted since the last [`MemoryBudget::take_granted_bytes`] (a burst shows
     /// here even when it is over before anyone looks at `used_bytes`).
     granted_bytes: AtomicUsize,
+    /// Closed: no more permits (the connection it belongs to is gone).
+    closed: AtomicBool,
+    /// Tasks waiting for room, woken when a permit is given back or the budget closes.
+    waiters: Mutex<Vec<Waker>>,
 }
 
 /// Bytes taken from a [`MemoryBudget`]; given back when dropped.
@@ -38,6 +43,8 @@ impl MemoryBudget {
             capacity_bytes,
             used_bytes: AtomicUsize::new(0),
             granted_bytes: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
         })
     }
 
@@ -72,13 +79,44 @@ impl MemoryBudget {
         self.granted_bytes.swap(0, Ordering::Relaxed)
     }
 
-    /// Takes `bytes` (at most the whole capacity), waiting until that much is free.
-    pub async fn acquire(self: &Arc<Self>, bytes: usize) -> BudgetPermit {
-        loop {
-            if let Some(permit) = self.try_acquire(bytes) {
-                return permit;
+    /// Takes `bytes` (at most the whole capacity), waiting until that much is free;
+    /// `None` once the budget is closed.
+    pub async fn acquire(self: &Arc<Self>, bytes: usize) -> Option<BudgetPermit> {
+        poll_fn(|cx| {
+            if self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(None);
             }
-            compio::time::sleep(RETRY_AFTER).await;
+            if let Some(permit) = self.try_acquire(bytes) {
+                return Poll::Ready(Some(permit));
+            }
+            self.waiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cx.waker().clone());
+            // A permit given back between the try and the registration woke nobody: try
+            // once more now that this task is registered.
+            if self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(None);
+            }
+            match self.try_acquire(bytes) {
+                Some(permit) => Poll::Ready(Some(permit)),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Closes the budget: waiting and later acquisitions get `None`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake_waiters();
+    }
+
+    fn wake_waiters(&self) {
+        let waiters =
+            std::mem::take(&mut *self.waiters.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in waiters {
+            waker.wake();
         }
     }
 }
@@ -111,6 +149,7 @@ impl Drop for BudgetPermit {
         self.budget
             .used_bytes
             .fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.wake_waiters();
     }
 }
 
@@ -180,12 +219,29 @@ mod tests {
         let got = runtime.block_on(async {
             let waiter = compio::runtime::spawn({
                 let budget = Arc::clone(&budget);
-                async move { budget.acquire(50).await.bytes() }
+                async move { budget.acquire(50).await.map(|p| p.bytes()) }
             });
-            compio::time::sleep(Duration::from_millis(20)).await;
+            compio::time::sleep(std::time::Duration::from_millis(20)).await;
             drop(held);
             waiter.await.unwrap()
         });
-        assert_eq!(got, 50);
+        assert_eq!(got, Some(50));
+    }
+
+    #[test]
+    fn closing_the_budget_ends_waiting_acquires() {
+        let budget = MemoryBudget::new(100);
+        let _held = budget.try_acquire(100).unwrap();
+        let runtime = compio::runtime::Runtime::new().unwrap();
+        let got = runtime.block_on(async {
+            let waiter = compio::runtime::spawn({
+                let budget = Arc::clone(&budget);
+                async move { budget.acquire(50).await.is_some() }
+            });
+            compio::time::sleep(std::time::Duration::from_millis(20)).await;
+            budget.close();
+            waiter.await.unwrap()
+        });
+        assert!(!got, "a closed budget grants nothing");
     }
 }

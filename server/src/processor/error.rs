@@ -195,7 +195,7 @@ fn shard_code(error: &ShardError) -> i32 {
             }
         },
         ShardError::Store(error) => store_code(error),
-        ShardError::NoMessageAt { .. } => response_code::SYSTEM_ERROR,
+        ShardError::NoMessageAt { .. } | ShardError::AskerGone => response_code::SYSTEM_ERROR,
     }
 }
 

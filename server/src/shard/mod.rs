@@ -78,6 +78,10 @@ pub enum ShardError {
     /// The owner's store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The asking connection closed while the pull waited for room: nobody would read
+    /// the answer, so nothing is read.
+    #[error("the asking connection is gone")]
+    AskerGone,
     /// No stored message at that physical offset.
     #[error("can not find message by the offset, {physical_offset}")]
     NoMessageAt {
@@ -321,10 +325,18 @@ impl Shard {
         let answer_bytes = usize::try_from(query.max_bytes)
             .unwrap_or(usize::MAX)
             .max(self.config().max_message_size_bytes);
-        let mut memory = vec![
-            query.connection_memory.acquire(answer_bytes).await,
-            self.shared.memory.acquire(answer_bytes).await,
-        ];
+        let connection_permit = query
+            .connection_memory
+            .acquire(answer_bytes)
+            .await
+            .ok_or(ShardError::AskerGone)?;
+        let broker_permit = self
+            .shared
+            .memory
+            .acquire(answer_bytes)
+            .await
+            .ok_or(ShardError::AskerGone)?;
+        let mut memory = vec![connection_permit, broker_permit];
         let result = self
             .store
             .get_messages(
