@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringmq_protocol::codes::{request_code, response_code};
@@ -258,35 +258,50 @@ fn a_topic_whose_config_a_crash_lost_is_recreated_from_the_log() {
     send(&mut client, "LostConfig", 2, "m3");
 }
 
+/// Synchronous replication is not built: a SYNC_MASTER must be refused at start, never run as
+/// an async master that acknowledges before any slave has the bytes.
 #[test]
-fn a_slave_refuses_to_start_until_replication_is_built() {
+fn a_sync_master_refuses_to_start_until_sync_replication_is_built() {
     let store = tempfile::tempdir().unwrap();
-    let output = Command::new(ringmq_testkit::server_binary())
+    let mut child = Command::new(ringmq_testkit::server_binary())
         .args([
             "--listen",
             "127.0.0.1:0",
             "--namesrv-listen",
             "127.0.0.1:0",
-            "--role",
-            "slave",
-            "--broker-id",
-            "1",
-            "--master",
-            "127.0.0.1:10911",
+            "--replication",
+            "sync",
             "--store",
         ])
         .arg(store.path())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!output.status.success());
+    // Bounded: a broker that wrongly starts is killed, and the test fails, instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let status = status.unwrap_or_else(|| panic!("a sync master kept running: {stderr}"));
+    assert!(!status.success());
     assert!(
-        stderr.contains("--role slave") && stderr.contains("not supported yet"),
+        stderr.contains("--replication sync") && stderr.contains("not supported yet"),
         "{stderr}"
     );
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("listening broker"),
-        "a refused slave must not serve"
+        "a refused master must not serve"
     );
 }
 
