@@ -222,8 +222,16 @@ fn a_slave_registration_is_answered_with_the_masters_addresses() {
         response.ext("masterAddr"),
         Some(master.to_string().as_str())
     );
-    let ha = format!("{}:{}", master.ip(), master.port() + 1);
-    assert_eq!(response.ext("haServerAddr"), Some(ha.as_str()));
+    // With --listen port 0 the HA port is picked by the system too (not port + 1): the
+    // address handed out must be the master's, and the master must be listening there.
+    let ha: std::net::SocketAddr = response
+        .ext("haServerAddr")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("haServerAddr {:?}", response.ext("haServerAddr")));
+    assert_eq!(ha.ip(), master.ip());
+    assert_ne!(ha.port(), 0);
+    std::net::TcpStream::connect_timeout(&ha, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("the master's HA port {ha} does not accept: {e}"));
 }
 
 #[test]
