@@ -145,9 +145,43 @@ fn logs(store: &Path) -> BTreeMap<(String, String), Vec<u8>> {
     out
 }
 
+/// The value of `key=` in a log line.
+fn field(line: &str, key: &str) -> Option<u64> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Per shard, the log offsets the master logged for `event` ("slave connected" with
+/// `from`, "slave disconnected" with `acked`), in order.
+fn logged_offsets(log: &str, event: &str, key: &str) -> BTreeMap<u64, Vec<u64>> {
+    let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains(event)) {
+        if let (Some(shard), Some(offset)) = (field(line, "shard"), field(line, key)) {
+            out.entry(shard).or_default().push(offset);
+        }
+    }
+    out
+}
+
 #[test]
 fn a_slave_copies_every_shard_log_serves_pulls_and_resumes_from_its_tail() {
-    let master = master();
+    let log_dir = tempfile::tempdir().unwrap();
+    let master_log = log_dir.path().join("master.log");
+    let master = Broker::start_logging_to(
+        &master_log,
+        &[
+            "--shards",
+            "2",
+            "--segment-size",
+            SEGMENT,
+            "--broker-name",
+            "rep",
+        ],
+    );
     let mut to_master = master.connect();
     // Sent before the slave exists: it copies them from the start.
     send_many(&mut to_master, 0, 200);
@@ -178,6 +212,24 @@ fn a_slave_copies_every_shard_log_serves_pulls_and_resumes_from_its_tail() {
     let mut to_slave = slave.connect();
     wait_caught_up(&mut to_master, &mut to_slave);
     assert_eq!(pull_all(&mut to_slave), pull_all(&mut to_master));
+
+    // Each shard's link resumed exactly where the stopped slave's log ended: only the new
+    // bytes crossed the wire.
+    let log = std::fs::read_to_string(&master_log).unwrap();
+    let connected = logged_offsets(&log, "slave connected", "from");
+    let disconnected = logged_offsets(&log, "slave disconnected", "acked");
+    for shard in [0, 1] {
+        let (Some(from), Some(acked)) = (connected.get(&shard), disconnected.get(&shard)) else {
+            panic!("no connect/disconnect lines for shard {shard} in:\n{log}");
+        };
+        assert_eq!(from.len(), 2, "shard {shard}: two connections: {from:?}");
+        assert_eq!(from[0], 0, "the first copy starts at the beginning");
+        assert!(acked[0] > 0, "shard {shard} copied nothing");
+        assert_eq!(
+            from[1], acked[0],
+            "shard {shard}: the restarted slave resumes where its log ended"
+        );
+    }
 
     // Byte for byte, shard by shard (flushed by a clean stop of both).
     drop((to_master, to_slave));
@@ -216,4 +268,111 @@ fn a_slave_whose_log_is_not_the_masters_is_refused_and_stops() {
         !status.success(),
         "it stops with a failure status: {status:?}"
     );
+}
+
+/// A port nobody listens on now, with the next one free too (the HA port defaults to the
+/// broker port + 1), for a broker that must come back on the same address.
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two adjacent free ports in 50 tries");
+}
+
+fn commit(client: &mut TestClient, queue_id: i32, offset: i64) {
+    let response = client.call(request(
+        request_code::UPDATE_CONSUMER_OFFSET,
+        &[
+            ("consumerGroup", "HandBackGroup"),
+            ("topic", TOPIC),
+            ("queueId", &queue_id.to_string()),
+            ("commitOffset", &offset.to_string()),
+        ],
+    ));
+    assert_eq!(
+        response.code,
+        response_code::SUCCESS,
+        "{:?}",
+        response.remark
+    );
+}
+
+fn committed(client: &mut TestClient, queue_id: i32) -> Option<i64> {
+    let response = client.call(request(
+        request_code::QUERY_CONSUMER_OFFSET,
+        &[
+            ("consumerGroup", "HandBackGroup"),
+            ("topic", TOPIC),
+            ("queueId", &queue_id.to_string()),
+        ],
+    ));
+    (response.code == response_code::SUCCESS)
+        .then(|| response.ext("offset").and_then(|o| o.parse().ok()))
+        .flatten()
+}
+
+/// Waits (bounded) until `client` reports these committed offsets, queue by queue.
+fn wait_offsets(client: &mut TestClient, want: &[(i32, i64)], who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now: Vec<(i32, Option<i64>)> = want
+            .iter()
+            .map(|&(q, _)| (q, committed(client, q)))
+            .collect();
+        if now
+            .iter()
+            .zip(want)
+            .all(|((_, got), (_, w))| *got == Some(*w))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} has offsets {now:?}, expected {want:?} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn offsets_committed_to_the_slave_while_the_master_is_away_are_handed_back_higher_wins() {
+    let port = free_port_pair().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let master_args = [
+        "--shards",
+        "2",
+        "--segment-size",
+        SEGMENT,
+        "--broker-name",
+        "rep",
+        "--listen",
+        &listen,
+    ];
+    let master = Broker::start(&master_args);
+    let slave = start_slave(&master, None);
+    let mut to_master = master.connect();
+    let mut to_slave = slave.connect();
+    send_many(&mut to_master, 0, 40);
+    wait_caught_up(&mut to_master, &mut to_slave);
+    commit(&mut to_master, 0, 3);
+    commit(&mut to_master, 2, 9);
+    wait_offsets(&mut to_slave, &[(0, 3), (2, 9)], "the slave");
+
+    // The master goes away; consumers commit to the slave.
+    drop(to_master);
+    let (_, master_store) = master.terminate();
+    commit(&mut to_slave, 0, 7);
+    commit(&mut to_slave, 1, 2);
+    commit(&mut to_slave, 2, 4);
+
+    // Back on the same address: it gets the slave's progress where it is ahead, keeps its
+    // own where the slave's is behind, and the slave takes the master's higher one.
+    let master = Broker::start_on_store(master_store, &master_args);
+    let mut to_master = master.connect();
+    wait_offsets(&mut to_master, &[(0, 7), (1, 2), (2, 9)], "the master");
+    wait_offsets(&mut to_slave, &[(0, 7), (1, 2), (2, 9)], "the slave");
 }

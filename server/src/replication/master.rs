@@ -180,8 +180,9 @@ pub async fn serve_follower(
     let why = match select(acks, send).await {
         Either::Left((why, _)) | Either::Right((why, _)) => why,
     };
+    let acked = shard.followers().acked_end(id).unwrap_or(hello.log_end);
     shard.followers().remove(id);
-    tracing::info!(shard = shard.id(), %peer, %why, "slave disconnected");
+    tracing::info!(shard = shard.id(), %peer, acked, %why, "slave disconnected");
 }
 
 async fn read_acks(mut reader: TcpStream, shard: Rc<Shard>, id: u64) -> String {

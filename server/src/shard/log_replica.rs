@@ -4,6 +4,7 @@
 //! replication connection is handed to its shard once its hello names the shard.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -52,6 +53,15 @@ impl Followers {
         }
     }
 
+    /// Where a follower's log ends, as it last reported.
+    pub fn acked_end(&self, id: u64) -> Option<u64> {
+        let links = self.links.borrow();
+        links
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, s)| s.acked_log_end)
+    }
+
     /// A follower's connection closed.
     pub fn remove(&self, id: u64) {
         self.links.borrow_mut().retain(|(i, _)| *i != id);
@@ -63,7 +73,80 @@ impl Followers {
     }
 }
 
+/// Slave: offsets clients committed to this shard since they were last handed to the
+/// master, newest per queue. Handed back by the slave's metadata copy
+/// (`crate::replication::config_sync`), where the higher of the two offsets wins.
+#[derive(Debug, Default)]
+pub struct HandBack {
+    entries: RefCell<HashMap<OffsetKey, i64>>,
+}
+
+/// (group, topic, queue id).
+pub type OffsetKey = (String, String, i32);
+
+impl HandBack {
+    /// A client committed `offset`.
+    pub fn note(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        self.entries
+            .borrow_mut()
+            .insert((group.to_owned(), topic.to_owned(), queue_id), offset);
+    }
+
+    /// Takes every entry; what is not delivered goes back with [`HandBack::restore`].
+    pub fn take(&self) -> Vec<(OffsetKey, i64)> {
+        self.entries.borrow_mut().drain().collect()
+    }
+
+    /// Puts back entries that could not be delivered, unless a newer commit replaced them.
+    pub fn restore(&self, entries: Vec<(OffsetKey, i64)>) {
+        let mut mine = self.entries.borrow_mut();
+        for (key, offset) in entries {
+            mine.entry(key).or_insert(offset);
+        }
+    }
+}
+
 impl Shard {
+    /// Slave: takes the offsets clients committed on every shard since the last call.
+    pub async fn take_hand_back(
+        self: &Rc<Self>,
+    ) -> Result<Vec<(OffsetKey, i64)>, super::ShardError> {
+        let mut all = Vec::new();
+        for owner in 0..self.shared.shards() {
+            all.extend(
+                self.on_shard(
+                    owner,
+                    |owner: Rc<Shard>| async move { owner.hand_back.take() },
+                )
+                .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// Slave: puts back offsets the master was not given (each to the shard of its queue).
+    pub async fn restore_hand_back(
+        self: &Rc<Self>,
+        entries: Vec<(OffsetKey, i64)>,
+    ) -> Result<(), super::ShardError> {
+        let mut by_owner: Vec<Vec<(OffsetKey, i64)>> = vec![Vec::new(); self.shared.shards()];
+        for (key, offset) in entries {
+            let owner = self.owner_of(&key.1, key.2);
+            if let Some(list) = by_owner.get_mut(owner) {
+                list.push((key, offset));
+            }
+        }
+        for (owner, entries) in by_owner.into_iter().enumerate() {
+            if !entries.is_empty() {
+                self.on_shard(owner, move |owner: Rc<Shard>| async move {
+                    owner.hand_back.restore(entries);
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Master: the next frame of this shard's log from `log_offset` (see
     /// [`ringmq_engine::store::Store::replication_frame`]).
     pub async fn replication_frame(

@@ -156,6 +156,8 @@ pub struct Shard {
     connections: Connections,
     /// Slaves following this shard's log (on a master).
     followers: log_replica::Followers,
+    /// Offsets clients committed here that the master has not been given yet (on a slave).
+    hand_back: log_replica::HandBack,
 }
 
 impl Shard {
@@ -212,6 +214,7 @@ impl Shard {
             offsets_path,
             connections: Connections::default(),
             followers: log_replica::Followers::default(),
+            hand_back: log_replica::HandBack::default(),
         });
         let long_poll = Rc::downgrade(&shard.long_poll);
         shard.store.set_arrival_listener(move |arrival: &Arrival| {
@@ -282,9 +285,7 @@ impl Shard {
 
     async fn pull_here(&self, query: PullQuery) -> Result<PullOutcome, ShardError> {
         if let Some((group, offset)) = &query.commit {
-            self.offsets
-                .borrow_mut()
-                .commit(group, &query.topic, query.queue_id, *offset);
+            self.commit_here(group, &query.topic, query.queue_id, *offset);
         }
         let outcome = self.read(&query).await?;
         let Some(suspend_timeout_ms) = query.suspend_timeout_ms else {
@@ -413,13 +414,21 @@ impl Shard {
         let owner = self.owner_of(topic, queue_id);
         let (group, topic) = (group.to_owned(), topic.to_owned());
         self.on_shard(owner, move |owner: Rc<Shard>| async move {
-            owner
-                .offsets
-                .borrow_mut()
-                .commit(&group, &topic, queue_id, offset);
+            owner.commit_here(&group, &topic, queue_id, offset);
         })
         .await?;
         Ok(())
+    }
+
+    /// A client's commit, on the queue's owner. A slave also keeps it to hand back to its
+    /// master (a consumer commits to the slave while the master is away).
+    fn commit_here(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        self.offsets
+            .borrow_mut()
+            .commit(group, topic, queue_id, offset);
+        if self.shared.config.role == crate::config::Role::Slave {
+            self.hand_back.note(group, topic, queue_id, offset);
+        }
     }
 
     /// The queue offset of the first (`Lower`) or last (`Upper`) message stored at
