@@ -270,19 +270,6 @@ fn a_slave_whose_log_is_not_the_masters_is_refused_and_stops() {
     );
 }
 
-/// A port nobody listens on now, with the next one free too (the HA port defaults to the
-/// broker port + 1), for a broker that must come back on the same address.
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two adjacent free ports in 50 tries");
-}
-
 fn commit(client: &mut TestClient, queue_id: i32, offset: i64) {
     let response = client.call(request(
         request_code::UPDATE_CONSUMER_OFFSET,
@@ -340,7 +327,7 @@ fn wait_offsets(client: &mut TestClient, want: &[(i32, i64)], who: &str) {
 
 #[test]
 fn offsets_committed_to_the_slave_while_the_master_is_away_are_handed_back_higher_wins() {
-    let port = free_port_pair().to_string();
+    let port = ringmq_testkit::free_port_pair().to_string();
     let listen = format!("127.0.0.1:{port}");
     let master_args = [
         "--shards",

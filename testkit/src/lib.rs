@@ -239,6 +239,95 @@ impl Drop for Broker {
     }
 }
 
+/// A name server of its own (`ringmq-server namesrv`), for tests where brokers come and go
+/// while clients keep finding routes; killed when dropped.
+#[derive(Debug)]
+pub struct NameServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl NameServer {
+    /// Starts one on 127.0.0.1, port 0.
+    pub fn start() -> NameServer {
+        let mut child = Command::new(server_binary())
+            .args(["namesrv", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning ringmq-server namesrv");
+        let stdout = child.stdout.take();
+        // Owned from here: a failed start below still kills and reaps the process.
+        let mut name_server = NameServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let stdout = stdout.expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .expect("the name server did not print its listening line within 30 s");
+            if let Some(addr) = line.strip_prefix("listening namesrv ") {
+                name_server.addr = addr.trim().parse().expect("namesrv address");
+                return name_server;
+            }
+        }
+    }
+
+    /// Waits (bounded) until the name server lists a broker at `broker_addr`.
+    pub fn wait_registered(&self, broker_addr: SocketAddr) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let me = broker_addr.to_string();
+        loop {
+            if let Some(info) = cluster_info(self.addr) {
+                if info
+                    .broker_addr_table
+                    .values()
+                    .any(|b| b.broker_addrs.values().any(|a| *a == me))
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{me} never registered with the name server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NameServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port whose successor is free too (a broker's HA port defaults to its port + 1),
+/// for a broker that must come back on the same address after a restart.
+pub fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+        let port = first.local_addr().expect("local_addr").port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two adjacent free ports in 50 tries");
+}
+
 /// GET_BROKER_CLUSTER_INFO from a name server, or None if it cannot be asked yet.
 fn cluster_info(namesrv: SocketAddr) -> Option<ClusterInfo> {
     let mut client = TestClient::try_connect(namesrv)?;

@@ -217,7 +217,19 @@ impl Shard {
             hand_back: log_replica::HandBack::default(),
         });
         let long_poll = Rc::downgrade(&shard.long_poll);
+        // A slave's messages come from the master's log, possibly ahead of its copy of the
+        // master's topic table.
+        let replicated_topics = (shard.shared.config.role == crate::config::Role::Slave)
+            .then(|| Arc::clone(&shard.shared));
         shard.store.set_arrival_listener(move |arrival: &Arrival| {
+            if let Some(shared) = &replicated_topics {
+                if shared
+                    .topics
+                    .ensure_from_replicated(&arrival.topic, arrival.queue_id)
+                {
+                    shared.topics_changed();
+                }
+            }
             if let Some(long_poll) = long_poll.upgrade() {
                 long_poll.on_arrival(arrival);
             }

@@ -540,6 +540,50 @@ impl Topics {
         recovered
     }
 
+    /// Slave: makes sure `topic` exists with queue `queue_id` readable, as a message
+    /// replicated from the master proves, without waiting for the next copy of the master's
+    /// table (every 3 s): if the master dies before that copy, the slave still serves what
+    /// it holds. The copy then brings the master's exact config. Returns whether the table
+    /// changed.
+    pub fn ensure_from_replicated(&self, topic: &str, queue_id: i32) -> bool {
+        let known = |table: &TopicTable| {
+            table
+                .get(topic)
+                .is_some_and(|config| queue_id < config.read_queue_nums)
+        };
+        if known(&self.table()) || queue_id < 0 || validate_topic_name(topic).is_err() {
+            return false;
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.table();
+        if known(&current) {
+            return false;
+        }
+        let queue_nums = queue_id.saturating_add(1);
+        let config = match current.get(topic) {
+            Some(config) => TopicConfig {
+                read_queue_nums: queue_nums,
+                write_queue_nums: config.write_queue_nums.max(queue_nums),
+                ..TopicConfig::clone(config)
+            },
+            None => TopicConfig {
+                read_queue_nums: queue_nums,
+                write_queue_nums: queue_nums,
+                perm: PERM_READ | PERM_WRITE,
+                ..TopicConfig::new(topic)
+            },
+        };
+        tracing::info!(
+            topic,
+            queues = queue_nums,
+            "topic taken from the replicated log ahead of the master's table"
+        );
+        let mut next = TopicTable::clone(&current);
+        next.topics.insert(topic.to_owned(), Arc::new(config));
+        drop(self.commit(&mut writer, next));
+        true
+    }
+
     /// Under the writer lock: returns the topic if another writer created it meanwhile,
     /// else builds it with `make` from the current table and commits it (published at once,
     /// written by the writer thread).

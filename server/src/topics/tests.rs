@@ -548,3 +548,23 @@ fn topics_the_log_holds_but_the_table_lacks_are_recreated() {
     assert!(is_readable(lost.perm) && is_writeable(lost.perm));
     assert!(topics.recover_from_log(&queues).is_empty(), "only once");
 }
+
+#[test]
+fn a_replicated_message_makes_its_topic_and_queue_readable_on_a_slave() {
+    let topics = in_memory(false);
+    assert!(topics.ensure_from_replicated("Early", 2));
+    let early = topics.get("Early").unwrap();
+    assert_eq!((early.read_queue_nums, early.write_queue_nums), (3, 3));
+    assert!(is_readable(early.perm));
+    assert!(
+        !topics.ensure_from_replicated("Early", 0),
+        "queue 0 is known"
+    );
+    assert!(
+        topics.ensure_from_replicated("Early", 5),
+        "a higher queue widens"
+    );
+    assert_eq!(topics.get("Early").unwrap().read_queue_nums, 6);
+    assert!(!topics.ensure_from_replicated("bad topic name", 0));
+    assert!(!topics.ensure_from_replicated("Early", -1));
+}
