@@ -406,8 +406,15 @@ impl TestClient {
             .expect("connection closed before the response")
     }
 
-    fn try_call(&mut self, request: RemotingCommand) -> Option<RemotingCommand> {
-        let opaque = self.send(request, SerializeType::Json);
+    /// Sends a request and waits for its response; None if the connection is gone (the
+    /// broker was killed) before either.
+    pub fn try_call(&mut self, mut request: RemotingCommand) -> Option<RemotingCommand> {
+        let opaque = self.next_opaque;
+        self.next_opaque += 1;
+        request.opaque = opaque;
+        let mut out = BytesMut::new();
+        encode_frame(&request, SerializeType::Json, &mut out).expect("encoding a test request");
+        self.stream.write_all(&out).ok()?;
         self.response_to(opaque)
     }
 
