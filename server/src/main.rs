@@ -86,6 +86,10 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         Some(&config.store_dir.join("config")),
     )
     .context("loading the topic table")?;
+    let subscription_groups = ringmq_server::subscription_groups::SubscriptionGroups::open(Some(
+        &config.store_dir.join("config"),
+    ))
+    .context("loading the subscription groups")?;
     let inboxes = Inboxes::new(config.shards, INBOX_SPIN_TURNS);
     // Made before the loop runs so that topic changes can ask for a registration at once.
     let registration_handles: Vec<RegistrationHandle> =
@@ -94,22 +98,25 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
         .iter()
         .map(RegistrationHandle::topics_changed_hook)
         .collect();
-    let shared = Arc::new(BrokerShared::new(
-        Arc::clone(&config),
-        bound,
-        if config.shard_addressed {
-            bound_addrs.clone()
-        } else {
-            Vec::new()
-        },
-        topics,
-        inboxes,
-        ringmq_server::clock::system(),
-        Box::new(move || {
-            let rounds: Vec<_> = topics_changed_hooks.iter().map(|hook| hook()).collect();
-            Box::new(move || rounds.iter().all(|done| done()))
-        }),
-    ));
+    let shared = Arc::new(
+        BrokerShared::new(
+            Arc::clone(&config),
+            bound,
+            if config.shard_addressed {
+                bound_addrs.clone()
+            } else {
+                Vec::new()
+            },
+            topics,
+            inboxes,
+            ringmq_server::clock::system(),
+            Box::new(move || {
+                let rounds: Vec<_> = topics_changed_hooks.iter().map(|hook| hook()).collect();
+                Box::new(move || rounds.iter().all(|done| done()))
+            }),
+        )
+        .with_subscription_groups(subscription_groups),
+    );
     let ha_listener = bind_ha_listener(&config)?;
     let ha_addr = match &ha_listener {
         Some(listener) => Some(reachable(

@@ -74,6 +74,15 @@ impl Service for Router {
                 metadata::all_consumer_offsets(shard, &request).await
             }
             request_code::GET_ALL_DELAY_OFFSET => metadata::all_delay_offsets(&request),
+            request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
+                metadata::all_subscription_groups(shard, &request)
+            }
+            request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
+                metadata::update_subscription_group(shard, &request).await
+            }
+            request_code::DELETE_SUBSCRIPTIONGROUP => {
+                metadata::delete_subscription_group(shard, &request).await
+            }
             request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request),
             request_code::GET_TOPIC_CONFIG => admin::topic_config(shard, &request),
             request_code::GET_CONSUME_STATS => stats::consume_stats(shard, &request).await,

@@ -348,6 +348,30 @@ fn offsets_committed_to_the_slave_while_the_master_is_away_are_handed_back_highe
     commit(&mut to_master, 0, 3);
     commit(&mut to_master, 2, 9);
     wait_offsets(&mut to_slave, &[(0, 3), (2, 9)], "the slave");
+    // Subscription groups come along with the offsets.
+    let group = ringmq_protocol::body::SubscriptionGroupConfig {
+        retry_max_times: 3,
+        ..ringmq_protocol::body::SubscriptionGroupConfig::new("CopiedGroup")
+    };
+    let created = to_master.call(
+        request(request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, &[])
+            .with_body(ringmq_protocol::body::JsonBody::encode(&group).unwrap()),
+    );
+    assert_eq!(created.code, response_code::SUCCESS, "{:?}", created.remark);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = to_slave.call(request(request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, &[]));
+        let table: ringmq_protocol::body::SubscriptionGroupWrapper =
+            ringmq_protocol::body::JsonBody::decode(&table.body).unwrap();
+        if table.subscription_group_table.get("CopiedGroup") == Some(&group) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slave never copied the group"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The master goes away; consumers commit to the slave.
     drop(to_master);

@@ -73,6 +73,11 @@ fn register_heartbeat(
 ) -> Result<(Vec<NotifyTarget>, bool), Refused> {
     let data = HeartbeatData::decode(body).map_err(Refused::body("heartbeat body"))?;
     let outcome = shared.groups.heartbeat(member, channel, &data, now_ms);
+    // RocketMQ's autoCreateSubscriptionGroup: every group a client runs has a config.
+    let named = data.consumer_data_set.iter().map(|c| c.group_name.as_str());
+    if let Err(error) = shared.subscription_groups.ensure_blocking(named) {
+        tracing::error!(error = %crate::reply::error_chain(&error), "creating the heartbeat's subscription groups failed");
+    }
     let groups = outcome
         .retry_topics
         .iter()

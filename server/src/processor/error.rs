@@ -22,6 +22,7 @@ use crate::offload::OffloadError;
 use crate::reply::error_chain;
 use crate::shard::hop::InboxError;
 use crate::shard::ShardError;
+use crate::subscription_groups::GroupConfigError;
 use crate::topics::TopicError;
 
 /// Why a request was not served.
@@ -43,6 +44,8 @@ pub enum Refused {
     Shard(#[from] ShardError),
     #[error(transparent)]
     Offload(#[from] OffloadError),
+    #[error(transparent)]
+    GroupConfig(#[from] GroupConfigError),
 
     // PULL (protocol.md §2.4)
     #[error("topic[{topic}] not exist, apply first please!")]
@@ -64,6 +67,8 @@ pub enum Refused {
     SubscriptionNotExist { group: String, topic: String },
     #[error("the consumer's subscription not latest")]
     SubscriptionNotLatest,
+    #[error("subscription group no permission, {group}")]
+    GroupConsumeDisabled { group: String },
 
     // SEND (protocol.md §2.3)
     #[error("the message body is empty")]
@@ -119,10 +124,12 @@ impl Refused {
             Refused::Topic(error) => topic_code(error),
             Refused::Shard(error) => shard_code(error),
             Refused::Offload(OffloadError) => response_code::SYSTEM_ERROR,
+            Refused::GroupConfig(error) => group_config_code(error),
             Refused::TopicNotExist { .. } => response_code::TOPIC_NOT_EXIST,
             Refused::PullForbidden { .. }
             | Refused::SendForbidden { .. }
-            | Refused::TransactionForbidden { .. } => response_code::NO_PERMISSION,
+            | Refused::TransactionForbidden { .. }
+            | Refused::GroupConsumeDisabled { .. } => response_code::NO_PERMISSION,
             Refused::QueueIdIllegal { .. }
             | Refused::InvalidAttributes { .. }
             | Refused::NegativeOffset { .. } => response_code::INVALID_PARAMETER,
@@ -170,6 +177,15 @@ fn body_code(error: &BodyError) -> i32 {
     // Whatever is wrong with a JSON body, Java answers SYSTEM_ERROR.
     let _ = error;
     response_code::SYSTEM_ERROR
+}
+
+fn group_config_code(error: &GroupConfigError) -> i32 {
+    match error {
+        GroupConfigError::InvalidName(_) => response_code::INVALID_PARAMETER,
+        GroupConfigError::File(_)
+        | GroupConfigError::Corrupt { .. }
+        | GroupConfigError::Encode(_) => response_code::SYSTEM_ERROR,
+    }
 }
 
 fn topic_code(error: &TopicError) -> i32 {

@@ -53,6 +53,15 @@ pub async fn pull(
             consumer: connection.peer,
         });
     }
+    if shared
+        .subscription_groups
+        .get(&header.consumer_group)
+        .is_some_and(|group| !group.consume_enable)
+    {
+        return Err(Refused::GroupConsumeDisabled {
+            group: header.consumer_group,
+        });
+    }
     let filter = subscription_filter(shard, &header)?;
     let flags = header.sys_flag;
     let suspend_timeout_ms = flags

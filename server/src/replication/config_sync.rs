@@ -1,6 +1,7 @@
 //! A slave's copy of its master's metadata (protocol.md §8.4): every few seconds it asks
-//! the master for its topic table and its committed consumer offsets, adopts the topics
-//! (so it serves pulls and registers routes for them), hands back the offsets clients
+//! the master for its topic table, its subscription groups and its committed consumer
+//! offsets, adopts the topics (so it serves pulls and registers routes for them) and the
+//! groups, hands back the offsets clients
 //! committed here that are ahead of the master's, and raises its own where the master's
 //! are ahead. Runs on shard 0 of a slave.
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use ringmq_engine::error::ErrorChain;
 use ringmq_protocol::body::{
-    offset_table_key, ConsumerOffsetSerializeWrapper, JsonBody, TopicConfigSerializeWrapper,
+    offset_table_key, ConsumerOffsetSerializeWrapper, JsonBody, SubscriptionGroupWrapper,
+    TopicConfigSerializeWrapper,
 };
 use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
@@ -66,6 +68,21 @@ async fn copy_once(
     if shared.topics.adopt_master_table(&topics).changed {
         shared.topics_changed();
     }
+    let groups = call(client, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?;
+    let groups = SubscriptionGroupWrapper::decode(&groups.body)
+        .map_err(|e| format!("the master's subscription groups: {}", ErrorChain(&e)))?;
+    let writer = std::sync::Arc::clone(shared);
+    shared
+        .offload
+        .run(move || writer.subscription_groups.adopt_master_blocking(&groups))
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?
+        .map_err(|e| {
+            format!(
+                "adopting the master's subscription groups: {}",
+                ErrorChain(&e)
+            )
+        })?;
     let offsets = call(client, request_code::GET_ALL_CONSUMER_OFFSET).await?;
     let offsets = ConsumerOffsetSerializeWrapper::decode(&offsets.body)
         .map_err(|e| format!("the master's offsets: {}", ErrorChain(&e)))?;

@@ -16,6 +16,7 @@ use crate::groups::ConsumerGroups;
 use crate::memory::MemoryBudget;
 use crate::offload::Offload;
 use crate::stats::BrokerStats;
+use crate::subscription_groups::SubscriptionGroups;
 use crate::topics::Topics;
 
 /// Called when the topic table changed so the name servers learn it at once; returns a
@@ -40,6 +41,8 @@ pub struct BrokerShared {
     shard_addrs: Vec<SocketAddr>,
     pub topics: Topics,
     pub groups: ConsumerGroups,
+    /// Consumer-group configs (`subscriptionGroup.json`).
+    pub subscription_groups: SubscriptionGroups,
     pub inboxes: Inboxes<Shard>,
     pub stats: BrokerStats,
     /// Generates UNIQ_KEY for messages sent without one.
@@ -87,6 +90,7 @@ impl BrokerShared {
             shard_addrs,
             topics,
             groups: ConsumerGroups::new(),
+            subscription_groups: SubscriptionGroups::in_memory(),
             inboxes,
             stats: BrokerStats::default(),
             uniq_keys: UniqKeyGenerator::new(broker_addr.ip()),
@@ -97,6 +101,12 @@ impl BrokerShared {
             master_ha_addr: std::sync::OnceLock::new(),
             fatal: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Uses `groups` (the store's file) for the consumer-group configs.
+    pub fn with_subscription_groups(mut self, groups: SubscriptionGroups) -> Self {
+        self.subscription_groups = groups;
+        self
     }
 
     /// Tells the registration loop that the topic table changed.

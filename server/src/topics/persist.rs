@@ -17,7 +17,7 @@
 //! be missing from the file: its messages are in the log, and start-up recreates their
 //! topics from the queues the store recovered ([`super::Topics::recover_from_log`]).
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -255,26 +255,11 @@ pub fn load(path: &Path) -> Result<Option<TopicTable>, TopicError> {
     Ok(Some(TopicTable::from_wrapper(wrapper)))
 }
 
-/// Writes `<path>.tmp`, fsyncs it, renames it over `path`, fsyncs the directory.
+/// Writes `<path>.tmp`, fsyncs it, renames it over `path`, fsyncs the directory
+/// ([`crate::durable_file::replace`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TopicError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TopicError::Io { path, source }
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    ringmq_engine::dirs::create_dir_all_durable_blocking(dir).map_err(io_error(dir))?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-    file.write_all(bytes).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_error(path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    crate::durable_file::replace(path, bytes).map_err(|e| TopicError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
