@@ -333,4 +333,29 @@ class AdminTest extends BrokerTest {
         assertFalse(r.getMsgId().equals(r.getOffsetMsgId()));
     }
 
+
+    /** The subscription-group config class: its package moved between 4.9 and 5.x. */
+    private static Class<?> subscriptionGroupConfigClass() throws ClassNotFoundException {
+        return Class.forName(Clients.isClient5()
+            ? "org.apache.rocketmq.remoting.protocol.subscription.SubscriptionGroupConfig"
+            : "org.apache.rocketmq.common.subscription.SubscriptionGroupConfig");
+    }
+
+    @Test
+    void subscriptionGroupCreatedByAdminIsServedBackAndStopsConsumption() throws Exception {
+        String group = Clients.unique("admsg");
+        Class<?> type = subscriptionGroupConfigClass();
+        Object config = type.getConstructor().newInstance();
+        type.getMethod("setGroupName", String.class).invoke(config, group);
+        type.getMethod("setRetryMaxTimes", int.class).invoke(config, 3);
+        type.getMethod("setConsumeEnable", boolean.class).invoke(config, false);
+        DefaultMQAdminExt.class.getMethod("createAndUpdateSubscriptionGroupConfig", String.class, type)
+            .invoke(admin, broker.brokerAddr, config);
+        Object back = DefaultMQAdminExt.class
+            .getMethod("examineSubscriptionGroupConfig", String.class, String.class)
+            .invoke(admin, broker.brokerAddr, group);
+        assertNotNull(back, "the group's config is served back");
+        assertEquals(3, type.getMethod("getRetryMaxTimes").invoke(back));
+        assertEquals(false, type.getMethod("isConsumeEnable").invoke(back));
+    }
 }
