@@ -9,6 +9,7 @@
 //! as JSON.
 
 mod body;
+mod cpu;
 mod produce;
 mod pull;
 mod push;
@@ -31,8 +32,9 @@ use crate::recorder::{human_us, now_unix_us, Recorder, Report};
 ///
 /// Prints a progress line every second on stderr and a final table on stdout; `--json FILE`
 /// writes {"mode","messages","errors","seconds","msgs_per_sec","mb_per_sec",
-/// "latency_us":{"p50","p90","p99","p999","p9999","max"},"e2e_latency_us":{...}}
-/// (a latency the mode does not measure is null).
+/// "latency_us":{"p50","p90","p99","p999","p9999","max"},"e2e_latency_us":{...},
+/// "broker_cpu_us_per_msg","bench_cpu_us_per_msg"} (a latency the mode does not measure is
+/// null; the broker's CPU is null without --broker-pid).
 #[derive(Debug, Parser)]
 #[command(name = "ringmq-bench", version)]
 struct Cli {
@@ -106,6 +108,11 @@ struct Common {
     /// Write the final figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Process id(s) of the broker (comma-separated, or repeated): their CPU time (user +
+    /// system, from /proc) during the measured phase is reported per message, beside the
+    /// bench's own.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    broker_pid: Vec<u32>,
 }
 
 /// Which client API consumes.
@@ -195,6 +202,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(mode: Mode) -> anyhow::Result<()> {
+    // A wrong --broker-pid is a usage error: say so before any load runs.
+    let common = match &mode {
+        Mode::Produce(c) | Mode::Consume(c) | Mode::E2e(c) => c,
+        Mode::Longpoll(l) => &l.common,
+    };
+    cpu::CpuMeter::start(&common.broker_pid)?;
     let (name, report, json) = match mode {
         Mode::Produce(c) => ("produce", run_produce(&c).await?, c.json),
         Mode::Consume(c) => ("consume", run_consume(&c).await?, c.json),
@@ -282,21 +295,23 @@ fn new_recorder(warmup: f64) -> anyhow::Result<Arc<Recorder>> {
     Ok(Arc::new(recorder))
 }
 
-/// Runs warm-up (the recorder is already in it, see [`new_recorder`]), then the measured phase with a progress line every second, until `done`
-/// says so or the stop rule is met. Returns the measured seconds.
+/// Runs warm-up (the recorder is already in it, see [`new_recorder`]), then the measured
+/// phase with a progress line every second, until `finished` says so or the stop rule is
+/// met. Returns the measured seconds and the CPU time the phase cost.
 async fn drive(
     recorder: &Arc<Recorder>,
-    warmup: f64,
+    c: &Common,
     rule: StopRule,
     counted: impl Fn(&Recorder) -> u64,
     finished: impl Fn() -> bool,
-) -> f64 {
-    let warmup = Duration::from_secs_f64(warmup.max(0.0));
+) -> anyhow::Result<(f64, cpu::CpuUsed)> {
+    let warmup = Duration::from_secs_f64(c.warmup.max(0.0));
     if !warmup.is_zero() {
         eprintln!("warming up for {:.1} s", warmup.as_secs_f64());
         tokio::time::sleep(warmup).await;
         recorder.start_measuring();
     }
+    let cpu = cpu::CpuMeter::start(&c.broker_pid)?;
     let mut progress = Progress::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut next_line = Instant::now() + Duration::from_secs(1);
@@ -314,7 +329,7 @@ async fn drive(
             eprintln!("{}", progress.line(recorder, &counted));
         }
     }
-    recorder.elapsed().as_secs_f64()
+    Ok((recorder.elapsed().as_secs_f64(), cpu.stop()))
 }
 
 /// The per-second progress line.
@@ -408,17 +423,17 @@ async fn run_produce(c: &Common) -> anyhow::Result<Report> {
         StopRule::Duration(_) => None,
     };
     let producers = Producers::start(&c.produce_options(limit), Arc::clone(&recorder)).await?;
-    let seconds = drive(&recorder, c.warmup, rule, Recorder::messages, || {
+    let (seconds, cpu) = drive(&recorder, c, rule, Recorder::messages, || {
         producers.finished()
     })
-    .await;
+    .await?;
     producers.stop().await?;
     // With --messages the run ends when the last ack is in.
     let seconds = match rule {
         StopRule::Messages(_) => recorder.elapsed().as_secs_f64(),
         StopRule::Duration(_) => seconds,
     };
-    Ok(recorder.report("produce", seconds))
+    Ok(recorder.report("produce", seconds).with_cpu(cpu))
 }
 
 async fn run_consume(c: &Common) -> anyhow::Result<Report> {
@@ -426,16 +441,9 @@ async fn run_consume(c: &Common) -> anyhow::Result<Report> {
     let recorder = new_recorder(c.warmup)?;
     let opts = c.pull_options(StartAt::CommittedElseFirst, c.consumers);
     let consumers = ConsumeSide::start(c.api, &opts, &recorder).await?;
-    let seconds = drive(
-        &recorder,
-        c.warmup,
-        c.stop_rule(),
-        Recorder::received,
-        || false,
-    )
-    .await;
+    let (seconds, cpu) = drive(&recorder, c, c.stop_rule(), Recorder::received, || false).await?;
     consumers.stop().await;
-    Ok(recorder.report_received("consume", seconds))
+    Ok(recorder.report_received("consume", seconds).with_cpu(cpu))
 }
 
 /// After the producers stop, how long consumers may take to receive what was sent (bodies
@@ -460,10 +468,10 @@ async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
         StopRule::Duration(_) => None,
     };
     let producers = Producers::start(&c.produce_options(limit), Arc::clone(&recorder)).await?;
-    let seconds = drive(&recorder, c.warmup, rule, Recorder::messages, || {
+    let (seconds, cpu) = drive(&recorder, c, rule, Recorder::messages, || {
         producers.finished()
     })
-    .await;
+    .await?;
     producers.stop().await?;
     let seconds = match rule {
         StopRule::Messages(_) => recorder.elapsed().as_secs_f64(),
@@ -471,7 +479,7 @@ async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
     };
     drain(&recorder).await;
     consumers.stop().await;
-    Ok(recorder.report_with_lost("e2e", seconds))
+    Ok(recorder.report_with_lost("e2e", seconds).with_cpu(cpu))
 }
 
 async fn run_longpoll(l: &LongPoll) -> anyhow::Result<Report> {
@@ -503,15 +511,15 @@ async fn run_longpoll(l: &LongPoll) -> anyhow::Result<Report> {
     let interval = Duration::from_millis(l.interval_ms.max(1));
     let recorder_for_sender = Arc::clone(&recorder);
     let sender = tokio::spawn(longpoll_sender(opts, interval, recorder_for_sender));
-    let seconds = drive(&recorder, c.warmup, rule, Recorder::messages, || {
+    let (seconds, cpu) = drive(&recorder, c, rule, Recorder::messages, || {
         sender.is_finished()
     })
-    .await;
+    .await?;
     sender.abort();
     let _ = sender.await;
     drain(&recorder).await;
     consumers.stop().await;
-    Ok(recorder.report_with_lost("longpoll", seconds))
+    Ok(recorder.report_with_lost("longpoll", seconds).with_cpu(cpu))
 }
 
 /// Sends one message per `interval` with a sync send (no pipelining: each message must wake a

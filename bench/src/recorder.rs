@@ -228,6 +228,8 @@ impl Recorder {
             mb_per_sec: bytes as f64 / seconds / (1024.0 * 1024.0),
             latency_us: percentiles(&self.send_us),
             e2e_latency_us: percentiles(&self.e2e_us),
+            broker_cpu_us_per_msg: None,
+            bench_cpu_us_per_msg: None,
         }
     }
 }
@@ -305,6 +307,11 @@ pub struct Report {
     pub latency_us: Option<Percentiles>,
     /// End-to-end latency (born timestamp → consumer callback).
     pub e2e_latency_us: Option<Percentiles>,
+    /// Broker CPU time (user + system, every `--broker-pid`) per message in the measured
+    /// phase; null without `--broker-pid`.
+    pub broker_cpu_us_per_msg: Option<f64>,
+    /// The bench's own CPU time per message in the measured phase.
+    pub bench_cpu_us_per_msg: Option<f64>,
 }
 
 /// `1234` µs as `1.23 ms`, `56` as `56 µs`.
@@ -319,6 +326,17 @@ pub fn human_us(us: u64) -> String {
 }
 
 impl Report {
+    /// Adds the CPU time the measured phase cost, per message.
+    pub fn with_cpu(mut self, cpu: crate::cpu::CpuUsed) -> Report {
+        let per_message = |used: Option<Duration>| {
+            used.filter(|_| self.messages > 0)
+                .map(|used| used.as_secs_f64() * 1e6 / self.messages as f64)
+        };
+        self.broker_cpu_us_per_msg = per_message(cpu.broker);
+        self.bench_cpu_us_per_msg = per_message(cpu.bench);
+        self
+    }
+
     /// The human table printed at the end of a run.
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
@@ -329,6 +347,14 @@ impl Report {
         let _ = writeln!(out, "seconds    {:.2}", self.seconds);
         let _ = writeln!(out, "msgs/s     {:.1}", self.msgs_per_sec);
         let _ = writeln!(out, "MB/s       {:.2}", self.mb_per_sec);
+        for (name, value) in [
+            ("broker CPU", self.broker_cpu_us_per_msg),
+            ("bench CPU ", self.bench_cpu_us_per_msg),
+        ] {
+            if let Some(us) = value {
+                let _ = writeln!(out, "{name} {us:.2} µs/msg");
+            }
+        }
         let _ = writeln!(
             out,
             "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",

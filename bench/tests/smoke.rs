@@ -44,6 +44,8 @@ fn report(broker: &Broker, args: &[&str]) -> Value {
         "mb_per_sec",
         "latency_us",
         "e2e_latency_us",
+        "broker_cpu_us_per_msg",
+        "bench_cpu_us_per_msg",
     ];
     let obj = json.as_object().unwrap();
     assert_eq!(obj.len(), keys.len(), "unexpected keys in {json}");
@@ -110,6 +112,41 @@ fn produce_reports_send_latency_and_the_messages_asked_for() {
     assert!(json["mb_per_sec"].as_f64().unwrap() > 0.0);
     assert_percentiles(&json["latency_us"]);
     assert!(json["e2e_latency_us"].is_null(), "{json}");
+    assert!(json["broker_cpu_us_per_msg"].is_null(), "no --broker-pid: {json}");
+    assert!(json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0, "{json}");
+}
+
+#[test]
+fn with_broker_pid_the_brokers_cpu_per_message_is_reported() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "SmokeCpu",
+            "--messages",
+            "3000",
+            "--broker-pid",
+            &broker.pid,
+        ],
+    );
+    let broker_us = json["broker_cpu_us_per_msg"].as_f64().unwrap();
+    // A debug broker spends somewhere between a microsecond and a few milliseconds per
+    // message: a figure outside that says the units or the arithmetic are wrong.
+    assert!((1.0..5_000.0).contains(&broker_us), "{json}");
+    assert!(json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0, "{json}");
+
+    let refused = bench(
+        Some(&broker),
+        &["produce", "--messages", "10", "--broker-pid", "999999999"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--broker-pid 999999999"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[test]

@@ -8,6 +8,8 @@ pub struct Broker {
     _inner: ringmq_testkit::Broker,
     pub broker_addr: String,
     pub namesrv_addr: String,
+    /// The broker's process id, as `--broker-pid` takes it.
+    pub pid: String,
 }
 
 impl Broker {
@@ -18,6 +20,7 @@ impl Broker {
         Broker {
             broker_addr: inner.broker_addr.to_string(),
             namesrv_addr: inner.namesrv().to_string(),
+            pid: inner.child.id().to_string(),
             _inner: inner,
         }
     }
