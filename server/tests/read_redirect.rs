@@ -276,6 +276,12 @@ fn a_cold_consumer_reads_from_the_slave_and_goes_back_to_the_master_once_hot() {
     let from_slave = pull(&mut to_slave, 5);
     assert_eq!(from_slave.code, response_code::PULL_RETRY_IMMEDIATELY);
     assert_eq!((from_slave.suggested, from_slave.next_begin_offset), (0, 5));
+
+    // A topic the slave has not copied yet sends the consumer back instead of failing.
+    let unknown = to_slave.call(pull_request(GROUP, "NotCopiedYet", 0, 7, 0));
+    assert_eq!(unknown.code, response_code::PULL_RETRY_IMMEDIATELY);
+    assert_eq!(unknown.ext("suggestWhichBrokerId"), Some("0"));
+    assert_eq!(unknown.ext("nextBeginOffset"), Some("7"));
 }
 
 #[test]

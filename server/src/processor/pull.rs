@@ -39,6 +39,11 @@ pub async fn pull(
     let header: PullMessageRequestHeader = decode_header(request)?;
     let shared = shard.shared();
     let Some(topic_config) = shared.topics.get(&header.topic) else {
+        if shared.config.role == Role::Slave {
+            // The master may redirect a consumer here before this slave has copied a new
+            // topic's config (every few seconds): send it back rather than fail its pull.
+            return Ok(retry_at_master(request, header.queue_offset));
+        }
         return Err(Refused::TopicNotExist {
             topic: header.topic,
         });
@@ -106,8 +111,8 @@ pub async fn pull(
     Ok(compose(request, &header, outcome, suggested))
 }
 
-/// A slave's answer to a pull while slave reads are off: no messages, pull the same offset
-/// again from the master (broker id 0). Clients take `nextBeginOffset` of a retry as the
+/// A slave's answer to a pull it does not serve (slave reads off, or a topic it has not
+/// copied yet): no messages, pull the same offset again from the master (broker id 0). Clients take `nextBeginOffset` of a retry as the
 /// next offset, so it is the requested one.
 fn retry_at_master(request: &RemotingCommand, queue_offset: i64) -> Response {
     let header = PullMessageResponseHeader {
@@ -121,7 +126,9 @@ fn retry_at_master(request: &RemotingCommand, queue_offset: i64) -> Response {
         forbidden_type: None,
     };
     let mut response = RemotingCommand::response_to(request, response_code::PULL_RETRY_IMMEDIATELY)
-        .with_remark("slave read is disabled (slaveReadEnable=false): pull from the master");
+        .with_remark(
+            "this slave does not serve this pull (slaveReadEnable=false, or the topic is not copied yet): pull from the master",
+        );
     header.write_ext(&mut response.ext_fields);
     Response::Command(response)
 }
