@@ -303,3 +303,89 @@ async fn a_reader_pull_at_offset_zero_carries_no_commit() {
     assert_eq!(pull.ext("subscription"), Some("*"));
     core.shutdown().await;
 }
+
+/// Read redirection end to end (issue 13): a master whose every read is cold (ratio 0) tells
+/// the puller to read from its caught-up slave, and the puller follows it (§9.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_puller_follows_the_masters_suggestion_to_read_from_the_slave() {
+    const TOPIC: &str = "Redirected";
+    let common = [
+        "--shards",
+        "1",
+        "--segment-size",
+        "65536",
+        "--broker-name",
+        "cr",
+    ];
+    let ratio = ["--access-message-in-memory-max-ratio", "0"];
+    let master = support::start_broker(&[&common[..], &ratio[..]].concat());
+    let ns = namesrv(&master);
+    let master_addr = master.broker_addr.to_string();
+    let slave_args = ["--role", "slave", "--broker-id", "1"];
+    let link = ["--master", &master_addr, "--namesrv", &ns];
+    let slave =
+        support::start_broker(&[&common[..], &ratio[..], &slave_args[..], &link[..]].concat());
+    let slave_addr = slave.broker_addr.to_string();
+    let mq = one_queue_topic(&ns, TOPIC).await;
+    send_all(
+        &ns,
+        (0..40)
+            .map(|i| Message::new(TOPIC, format!("m{i:02}-{}", "x".repeat(300))))
+            .collect(),
+    )
+    .await;
+
+    // Until the route lists the slave, and the slave holds all 40 (copied log and topic).
+    let admin = Admin::connect(&ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut to_slave = ringmq_testkit::TestClient::connect(slave.broker_addr);
+    loop {
+        let route = admin.topic_route(TOPIC).await.unwrap();
+        let listed = route
+            .broker_datas
+            .iter()
+            .any(|b| b.broker_addrs.contains_key(&1));
+        let max = to_slave.call(ringmq_testkit::request(
+            request_code::GET_MAX_OFFSET,
+            &[("topic", TOPIC), ("queueId", "0")],
+        ));
+        let caught_up = max.code == response_code::SUCCESS && max.ext("offset") == Some("40");
+        let info = admin.broker_runtime_info(&master_addr).await.unwrap();
+        let acked = info.get("slaveFallBehindMuch").map(String::as_str) == Some("0");
+        if listed && caught_up && acked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slave never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let core = ClientCore::new(ClientConfig::new(&ns));
+    let mut puller = reader(&core, &mq, "*", 0);
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        if got.len() >= 40 {
+            break;
+        }
+        if let Pulled::Messages(msgs) = puller.next_batch().await.unwrap() {
+            got.extend(bodies(&msgs));
+        }
+    }
+    let expected: Vec<String> = (0..40)
+        .map(|i| format!("m{i:02}-{}", "x".repeat(300)))
+        .collect();
+    assert_eq!(got, expected, "every message once, in order");
+    let served_by_slave: u64 = admin.broker_runtime_info(&slave_addr).await.unwrap()
+        ["msgGetTotalTodayNow"]
+        .parse()
+        .unwrap();
+    let redirected: u64 = admin.broker_runtime_info(&master_addr).await.unwrap()["pullsRedirected"]
+        .parse()
+        .unwrap();
+    assert!(served_by_slave > 0, "the puller never read from the slave");
+    assert!(redirected >= 1);
+    ringmq_testkit::report(&format!(
+        "RAN client read redirect: slave served {served_by_slave} of 40, master redirected {redirected} pulls"
+    ));
+    admin.shutdown().await;
+    core.shutdown().await;
+}

@@ -24,7 +24,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// `accessMessageInMemoryMaxRatio` unless configured.
 pub const DEFAULT_RATIO_PERCENT: u64 = 40;
@@ -244,7 +244,8 @@ impl Drop for Mapping {
 #[derive(Debug)]
 pub struct Estimator {
     total_ram_bytes: u64,
-    ratio_percent: u64,
+    /// Changeable while the broker runs (UPDATE_BROKER_CONFIG): read once per rule check.
+    ratio_percent: AtomicU64,
     ask_kernel: bool,
     /// Set after cachestat said ENOSYS: use mincore from then on.
     cachestat_missing: AtomicBool,
@@ -255,7 +256,7 @@ impl Estimator {
     pub fn new(total_ram_bytes: u64, ratio_percent: u64) -> Self {
         Self {
             total_ram_bytes,
-            ratio_percent,
+            ratio_percent: AtomicU64::new(ratio_percent),
             ask_kernel: true,
             cachestat_missing: AtomicBool::new(false),
         }
@@ -289,7 +290,12 @@ impl Estimator {
 
     /// Ratio used by the rule.
     pub fn ratio_percent(&self) -> u64 {
-        self.ratio_percent
+        self.ratio_percent.load(Ordering::Relaxed)
+    }
+
+    /// Changes the rule's ratio for the checks that follow (an operator's runtime change).
+    pub fn set_ratio_percent(&self, ratio_percent: u64) {
+        self.ratio_percent.store(ratio_percent, Ordering::Relaxed);
     }
 
     /// [`rule_says_hot`] with this estimator's RAM and ratio.
@@ -298,7 +304,7 @@ impl Estimator {
             max_physical_offset,
             physical_offset,
             self.total_ram_bytes,
-            self.ratio_percent,
+            self.ratio_percent(),
         )
     }
 
@@ -395,6 +401,15 @@ mod tests {
         assert_eq!(page_span(4095, 2, 4096), (0, 2));
         assert_eq!(page_span(8192 + 10, 4096, 4096), (8192, 2));
         assert_eq!(page_span(100, 0, 4096), (0, 0));
+    }
+
+    #[test]
+    fn a_changed_ratio_applies_to_the_next_check() {
+        let estimator = Estimator::new(10 * GIB, 0).with_kernel_probe(false);
+        assert!(!estimator.rule_says_hot(1000, 0));
+        estimator.set_ratio_percent(40);
+        assert!(estimator.rule_says_hot(1000, 0));
+        assert_eq!(estimator.ratio_percent(), 40);
     }
 
     #[test]

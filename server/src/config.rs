@@ -119,6 +119,22 @@ pub struct BrokerArgs {
     /// start.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve pulls from slaves (slaveReadEnable): a master tells a consumer whose read is
+    /// cold to pull from a slave that has the data; a slave sends consumers back once their
+    /// reads are hot. Off: every consumer reads from the master, and a slave answers pulls
+    /// with "retry at the master" [default: true]. Changeable at runtime (UPDATE_BROKER_CONFIG).
+    #[arg(long, value_name = "true|false")]
+    pub slave_read_enable: Option<bool>,
+    /// The page-cache rule (accessMessageInMemoryMaxRatio): a consumer's unread backlog
+    /// larger than this percentage of RAM counts as cold (0: every non-empty backlog)
+    /// [default: 40]. Changeable at runtime.
+    #[arg(long, value_name = "PERCENT")]
+    pub access_message_in_memory_max_ratio: Option<u64>,
+    /// The slave a master prefers for cold reads (whichBrokerWhenConsumeSlowly), when it is
+    /// connected and has the data; otherwise another such slave [default: 1]. Changeable at
+    /// runtime.
+    #[arg(long, value_name = "BROKER_ID")]
+    pub which_broker_when_consume_slowly: Option<i64>,
     /// Create unknown topics on first send from TBW102 [default: true].
     #[arg(long, value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
@@ -205,6 +221,12 @@ pub struct BrokerConfig {
     pub ha_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub auto_create_topics: bool,
+    /// slaveReadEnable: pulls may be redirected to slaves (design.md §8).
+    pub slave_read_enable: bool,
+    /// accessMessageInMemoryMaxRatio: the page-cache rule's percentage of RAM.
+    pub access_message_in_memory_max_ratio: u64,
+    /// whichBrokerWhenConsumeSlowly: the slave preferred for cold reads.
+    pub which_broker_when_consume_slowly: i64,
     /// Queues of topics auto-created from TBW102 are capped at this (TBW102's write queues).
     pub default_topic_queue_nums: i32,
     pub max_message_size_bytes: usize,
@@ -250,6 +272,9 @@ impl Default for BrokerConfig {
             ha_listen: None,
             metrics_listen: None,
             auto_create_topics: true,
+            slave_read_enable: true,
+            access_message_in_memory_max_ratio: ringmq_engine::page_cache::DEFAULT_RATIO_PERCENT,
+            which_broker_when_consume_slowly: 1,
             default_topic_queue_nums: 8,
             max_message_size_bytes: 4 * 1024 * 1024,
             commitlog_segment_size_bytes: 1 << 30,
@@ -353,6 +378,15 @@ impl BrokerConfig {
                 },
                 "haMasterAddress" => self.ha_master_address = Some(value.to_owned()),
                 "autoCreateTopicEnable" => self.auto_create_topics = parse_java_bool(value),
+                "slaveReadEnable" => self.slave_read_enable = parse_java_bool(value),
+                "accessMessageInMemoryMaxRatio" => {
+                    self.access_message_in_memory_max_ratio =
+                        crate::runtime_config::parse_ratio_percent(value).map_err(bad)?
+                }
+                "whichBrokerWhenConsumeSlowly" => {
+                    self.which_broker_when_consume_slowly =
+                        value.parse().map_err(|_| bad("not a broker id"))?
+                }
                 "defaultTopicQueueNums" => {
                     self.default_topic_queue_nums =
                         value.parse().map_err(|_| bad("not an integer"))?
@@ -451,6 +485,15 @@ impl BrokerConfig {
         if let Some(auto) = args.auto_create_topics {
             self.auto_create_topics = auto;
         }
+        if let Some(on) = args.slave_read_enable {
+            self.slave_read_enable = on;
+        }
+        if let Some(percent) = args.access_message_in_memory_max_ratio {
+            self.access_message_in_memory_max_ratio = percent;
+        }
+        if let Some(id) = args.which_broker_when_consume_slowly {
+            self.which_broker_when_consume_slowly = id;
+        }
         if let Some(percent) = args.disk_max_used_percent {
             self.retention.cleanup_used_ratio = percent / 100.0;
         }
@@ -511,6 +554,18 @@ impl BrokerConfig {
                     ratio * 100.0
                 )));
             }
+        }
+        if self.access_message_in_memory_max_ratio > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "--access-message-in-memory-max-ratio (accessMessageInMemoryMaxRatio) is a percentage from 0 to 100, got {}",
+                self.access_message_in_memory_max_ratio
+            )));
+        }
+        if self.which_broker_when_consume_slowly < 0 {
+            return Err(ConfigError::Invalid(format!(
+                "--which-broker-when-consume-slowly (whichBrokerWhenConsumeSlowly) is a broker id, got {}",
+                self.which_broker_when_consume_slowly
+            )));
         }
         if self.retention.check_interval.is_zero() {
             return Err(ConfigError::Invalid(
@@ -600,7 +655,9 @@ impl BrokerConfig {
              max-message-size={}B segment-size={}B max-hold={}ms disk-warning={:.0}% \
              retention=(file-reserved-time={}s delete-when={} disk-max-used={:.0}% \
              disk-clean-forcibly={:.0}% interval={}ms) \
-             shard-addressed={} max-connections={} idle-timeout={}s max-memory={}B",
+             shard-addressed={} max-connections={} idle-timeout={}s max-memory={}B \
+             slave-read-enable={} access-message-in-memory-max-ratio={}% \
+             which-broker-when-consume-slowly={}",
             self.cluster_name,
             self.broker_name,
             self.broker_id,
@@ -626,6 +683,9 @@ impl BrokerConfig {
             self.max_connections,
             self.idle_timeout.as_secs(),
             self.max_memory_bytes,
+            self.slave_read_enable,
+            self.access_message_in_memory_max_ratio,
+            self.which_broker_when_consume_slowly,
         );
         if !self.ignored_conf_keys.is_empty() {
             text.push_str(&format!(

@@ -83,7 +83,11 @@ impl Service for Router {
             request_code::DELETE_SUBSCRIPTIONGROUP => {
                 metadata::delete_subscription_group(shard, &request).await
             }
-            request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request),
+            request_code::GET_BROKER_RUNTIME_INFO => admin::runtime_info(shard, &request).await,
+            request_code::UPDATE_BROKER_CONFIG => {
+                admin::update_broker_config(shard, &request).await
+            }
+            request_code::GET_BROKER_CONFIG => admin::broker_config(shard, &request),
             request_code::GET_TOPIC_CONFIG => admin::topic_config(shard, &request),
             request_code::GET_CONSUME_STATS => stats::consume_stats(shard, &request).await,
             request_code::GET_TOPIC_STATS_INFO => stats::topic_stats(shard, &request).await,

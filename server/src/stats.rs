@@ -13,6 +13,13 @@ pub struct BrokerStats {
     pub bytes_put: AtomicU64,
     /// Sends refused (any non-success answer).
     pub sends_refused: AtomicU64,
+    /// Pulls answered with another broker's id than this one's as `suggestWhichBrokerId`:
+    /// to a slave on a master, back to the master on a slave (design.md §8).
+    pub pulls_redirected: AtomicU64,
+    /// Pulls that read messages the page-cache estimator called hot.
+    pub page_cache_hot_reads: AtomicU64,
+    /// Pulls that read messages the page-cache estimator called cold.
+    pub page_cache_cold_reads: AtomicU64,
 }
 
 impl BrokerStats {

@@ -310,6 +310,12 @@ impl Store {
         self.inner.queues.list()
     }
 
+    /// Changes the page-cache rule's ratio (`accessMessageInMemoryMaxRatio`) for the pulls
+    /// that follow.
+    pub fn set_page_cache_ratio_percent(&self, ratio_percent: u64) {
+        self.inner.estimator.set_ratio_percent(ratio_percent);
+    }
+
     /// Replaces the disk guard's limits (applied at the next append).
     pub fn set_disk_guard_config(&self, config: DiskGuardConfig) {
         self.inner.disk_guard.borrow_mut().set_config(config);

@@ -1,5 +1,5 @@
 //! Admin commands (protocol.md §2.15): create/update and delete topics, the topic table,
-//! runtime statistics.
+//! runtime statistics, the broker settings changeable at runtime.
 
 use std::rc::Rc;
 
@@ -10,6 +10,9 @@ use ringmq_protocol::headers::{
 };
 
 use super::{decode_header, success, Answer, Refused};
+use crate::config::{ReplicationMode, Role};
+use crate::runtime_config::Change;
+use crate::shard::log_replica::LogReplication;
 use crate::shard::Shard;
 use crate::stats::BrokerStats;
 
@@ -107,8 +110,56 @@ pub fn topic_config(shard: &Shard, request: &RemotingCommand) -> Answer {
     Ok(success(request).with_body(bytes))
 }
 
-/// GET_BROKER_RUNTIME_INFO: a KVTable with the keys `mqadmin clusterList` reads.
-pub fn runtime_info(shard: &Shard, request: &RemotingCommand) -> Answer {
+/// UPDATE_BROKER_CONFIG (25): a `java.util.Properties` body of settings to change now
+/// (`runtime_config`). Every key is checked before anything changes; a key that cannot
+/// change at runtime refuses the whole update with INVALID_PARAMETER naming it.
+pub async fn update_broker_config(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    let text = String::from_utf8_lossy(&request.body);
+    let changes = crate::runtime_config::parse_update(&text)?;
+    let shared = shard.shared();
+    shared.runtime.apply(&changes);
+    for change in &changes {
+        if let Change::AccessMessageInMemoryMaxRatio(percent) = change {
+            shard.set_page_cache_ratio_percent(*percent).await?;
+        }
+    }
+    tracing::info!(?changes, "broker settings changed at runtime");
+    Ok(success(request))
+}
+
+/// GET_BROKER_CONFIG (26): the broker's identity and the settings changeable at runtime,
+/// as `java.util.Properties` text (what `mqadmin getBrokerConfig` prints).
+pub fn broker_config(shard: &Shard, request: &RemotingCommand) -> Answer {
+    let shared = shard.shared();
+    let config = &shared.config;
+    let role = match (config.role, config.replication) {
+        (Role::Slave, _) => "SLAVE",
+        (Role::Master, ReplicationMode::Sync) => "SYNC_MASTER",
+        (Role::Master, ReplicationMode::Async) => "ASYNC_MASTER",
+    };
+    let mut text = format!(
+        "brokerClusterName={}\nbrokerName={}\nbrokerId={}\nbrokerRole={role}\n",
+        config.cluster_name, config.broker_name, config.broker_id
+    );
+    for (key, value) in shared.runtime.properties() {
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    let mut response = success(request).with_body(bytes::Bytes::from(text));
+    // Java's GetBrokerConfigResponseHeader carries the config's data version.
+    response.ext_fields.insert(
+        "version".to_owned(),
+        format!(
+            "{{\"counter\":0,\"timestamp\":{}}}",
+            shared.boot_timestamp_ms
+        ),
+    );
+    Ok(response)
+}
+
+/// GET_BROKER_RUNTIME_INFO: a KVTable with the keys `mqadmin clusterList` reads, and the
+/// read-redirect figures (docs/decisions.md: read redirection).
+pub async fn runtime_info(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    let replication = shard.replication_of_all_shards().await?;
     let shared = shard.shared();
     let put = BrokerStats::get(&shared.stats.messages_put);
     let got = BrokerStats::get(&shared.stats.messages_got);
@@ -144,8 +195,106 @@ pub fn runtime_info(shard: &Shard, request: &RemotingCommand) -> Answer {
     set("shards", shared.inboxes.shards().to_string());
     // Requests served by another shard than the one holding the connection, since start.
     set("crossShardHops", shared.inboxes.hops().to_string());
+    let stats = &shared.stats;
+    set(
+        "pullsRedirected",
+        BrokerStats::get(&stats.pulls_redirected).to_string(),
+    );
+    set(
+        "pageCacheHotReads",
+        BrokerStats::get(&stats.page_cache_hot_reads).to_string(),
+    );
+    set(
+        "pageCacheColdReads",
+        BrokerStats::get(&stats.page_cache_cold_reads).to_string(),
+    );
+    let slaves = slave_lags(&replication);
+    if let Some(best) = slaves.values().map(|slave| slave.lag_bytes).min() {
+        // RocketMQ's figure: the master's log end minus the furthest slave's.
+        set("slaveFallBehindMuch", best.to_string());
+    }
+    for (broker_id, slave) in &slaves {
+        set(&format!("haSlave.{broker_id}.addr"), slave.addr.to_string());
+        set(
+            &format!("haSlave.{broker_id}.diff"),
+            slave.lag_bytes.to_string(),
+        );
+        set(
+            &format!("haSlave.{broker_id}.shardsFollowed"),
+            slave.shards.to_string(),
+        );
+    }
     let bytes = KvTable { table }
         .encode()
         .map_err(Refused::body("encoding the runtime info"))?;
     Ok(success(request).with_body(bytes))
+}
+
+/// One slave as the runtime info reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlaveLag {
+    /// Its HA connection's address (of the first shard log it follows).
+    addr: std::net::SocketAddr,
+    /// Bytes of the master's logs it has not acknowledged, over the shards it follows.
+    lag_bytes: u64,
+    /// How many shard logs it follows now.
+    shards: usize,
+}
+
+/// Each connected slave's lag, by broker id.
+fn slave_lags(replication: &[LogReplication]) -> std::collections::BTreeMap<i64, SlaveLag> {
+    let mut slaves = std::collections::BTreeMap::new();
+    for shard in replication {
+        for follower in &shard.followers {
+            let lag_bytes = shard.log_end.saturating_sub(follower.acked_log_end);
+            slaves
+                .entry(follower.broker_id)
+                .and_modify(|slave: &mut SlaveLag| {
+                    slave.lag_bytes += lag_bytes;
+                    slave.shards += 1;
+                })
+                .or_insert(SlaveLag {
+                    addr: follower.peer,
+                    lag_bytes,
+                    shards: 1,
+                });
+        }
+    }
+    slaves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::log_replica::FollowerState;
+
+    #[test]
+    fn a_slaves_lag_is_summed_over_the_shard_logs_it_follows() {
+        let addr = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let follower = |port, broker_id, acked_log_end| FollowerState {
+            peer: addr(port),
+            broker_id,
+            acked_log_end,
+        };
+        let replication = [
+            LogReplication {
+                log_end: 1000,
+                followers: vec![follower(5001, 1, 900), follower(5003, 2, 1000)],
+            },
+            LogReplication {
+                log_end: 500,
+                followers: vec![follower(5002, 1, 400)],
+            },
+        ];
+        let lags = slave_lags(&replication);
+        assert_eq!(
+            lags.get(&1),
+            Some(&SlaveLag {
+                addr: addr(5001),
+                lag_bytes: 200,
+                shards: 2
+            })
+        );
+        assert_eq!(lags.get(&2).map(|s| s.lag_bytes), Some(0));
+    }
 }

@@ -111,6 +111,9 @@ pub enum Refused {
     ConsumerNotOnline { group: String },
     #[error("{reason}")]
     InvalidAttributes { reason: String },
+    /// UPDATE_BROKER_CONFIG named a key that cannot change at runtime, or a bad value.
+    #[error(transparent)]
+    BrokerConfig(#[from] crate::runtime_config::UpdateError),
     #[error("this broker is a slave (broker id {broker_id}): it copies its master's log and takes no writes; send to the master")]
     SlaveTakesNoWrites { broker_id: i64 },
 }
@@ -132,6 +135,7 @@ impl Refused {
             | Refused::GroupConsumeDisabled { .. } => response_code::NO_PERMISSION,
             Refused::QueueIdIllegal { .. }
             | Refused::InvalidAttributes { .. }
+            | Refused::BrokerConfig(_)
             | Refused::NegativeOffset { .. } => response_code::INVALID_PARAMETER,
             Refused::ExpressionTypeUnsupported { .. } => response_code::SUBSCRIPTION_PARSE_FAILED,
             Refused::SubscriptionNotExist { .. } => response_code::SUBSCRIPTION_NOT_EXIST,

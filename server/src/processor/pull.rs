@@ -18,7 +18,10 @@ use ringmq_protocol::message::tag_hash::java_string_hash;
 
 use super::error::pull_code;
 use super::{decode_header, Refused};
+use crate::config::Role;
 use crate::connection::{Connection, Response};
+use crate::redirect::suggest_broker_id;
+use crate::redirect::ReadVerdict;
 use crate::shard::{PullOutcome, PullQuery, Shard};
 use crate::stats::BrokerStats;
 use crate::topics::is_readable;
@@ -36,6 +39,11 @@ pub async fn pull(
     let header: PullMessageRequestHeader = decode_header(request)?;
     let shared = shard.shared();
     let Some(topic_config) = shared.topics.get(&header.topic) else {
+        if shared.config.role == Role::Slave {
+            // The master may redirect a consumer here before this slave has copied a new
+            // topic's config (every few seconds): send it back rather than fail its pull.
+            return Ok(retry_at_master(request, header.queue_offset));
+        }
         return Err(Refused::TopicNotExist {
             topic: header.topic,
         });
@@ -63,6 +71,11 @@ pub async fn pull(
         });
     }
     let filter = subscription_filter(shard, &header)?;
+    let settings = shared.runtime.redirect_settings();
+    if shared.config.role == Role::Slave && !settings.slave_read_enable {
+        // RocketMQ 4.x: a slave that may not serve reads answers "retry, at the master".
+        return Ok(retry_at_master(request, header.queue_offset));
+    }
     let flags = header.sys_flag;
     let suspend_timeout_ms = flags
         .contains(PullSysFlag::SUSPEND)
@@ -86,8 +99,47 @@ pub async fn pull(
         commit,
     };
     let outcome = shard.pull(query).await?;
-    BrokerStats::add(&shared.stats.messages_got, outcome.messages as u64);
-    Ok(compose(request, &header, outcome))
+    let stats = &shared.stats;
+    BrokerStats::add(&stats.messages_got, outcome.messages as u64);
+    let own_broker_id = shared.config.broker_id;
+    let suggested = suggest_broker_id(
+        shared.config.role,
+        own_broker_id,
+        settings,
+        outcome.verdict,
+        &outcome.followers,
+    );
+    match outcome.verdict {
+        ReadVerdict::Hot => BrokerStats::add(&stats.page_cache_hot_reads, 1),
+        ReadVerdict::Cold { .. } => BrokerStats::add(&stats.page_cache_cold_reads, 1),
+        ReadVerdict::NothingRead => {}
+    }
+    if suggested != own_broker_id {
+        BrokerStats::add(&stats.pulls_redirected, 1);
+    }
+    Ok(compose(request, &header, outcome, suggested))
+}
+
+/// A slave's answer to a pull it does not serve (slave reads off, or a topic it has not
+/// copied yet): no messages, pull the same offset again from the master (broker id 0). Clients take `nextBeginOffset` of a retry as the
+/// next offset, so it is the requested one.
+fn retry_at_master(request: &RemotingCommand, queue_offset: i64) -> Response {
+    let header = PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: queue_offset,
+        min_offset: 0,
+        max_offset: 0,
+        offset_delta: None,
+        topic_sys_flag: None,
+        group_sys_flag: None,
+        forbidden_type: None,
+    };
+    let mut response = RemotingCommand::response_to(request, response_code::PULL_RETRY_IMMEDIATELY)
+        .with_remark(
+            "this slave does not serve this pull (slaveReadEnable=false, or the topic is not copied yet): pull from the master",
+        );
+    header.write_ext(&mut response.ext_fields);
+    Response::Command(response)
 }
 
 /// The tag filter of this pull: the request's own subscription with FLAG_SUBSCRIPTION,
@@ -148,11 +200,11 @@ fn compose(
     request: &RemotingCommand,
     header: &PullMessageRequestHeader,
     outcome: PullOutcome,
+    suggest_which_broker_id: i64,
 ) -> Response {
     let code = pull_code(outcome.status, header.queue_offset);
     let response_header = PullMessageResponseHeader {
-        // A master with no slave reading: always "come back to me" (protocol.md §9.1).
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id,
         next_begin_offset: outcome.next_begin_offset,
         min_offset: outcome.min_offset,
         max_offset: outcome.max_offset,

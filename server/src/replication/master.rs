@@ -172,8 +172,8 @@ pub async fn serve_follower(
         refuse(&mut stream, &reason).await;
         return;
     }
-    let id = shard.followers().add(peer, hello.log_end);
-    tracing::info!(shard = shard.id(), %peer, from = hello.log_end, "slave connected");
+    let id = shard.followers().add(peer, hello.broker_id, hello.log_end);
+    tracing::info!(shard = shard.id(), %peer, broker_id = hello.broker_id, from = hello.log_end, "slave connected");
     let (reader, writer) = stream.into_split();
     let acks = std::pin::pin!(read_acks(reader, Rc::clone(&shard), id));
     let send = std::pin::pin!(send_log(writer, Rc::clone(&shard), hello.log_end));

@@ -78,6 +78,7 @@ async fn follow(shard: &Rc<Shard>, addr: &str, shutdown: &Shutdown) -> Result<Li
         log_end,
         tail_len: u32::try_from(tail.end - tail.start).unwrap_or(0),
         tail_crc,
+        broker_id: shared.config.broker_id,
     };
     write(&mut stream, hello.encode().to_vec()).await?;
     tracing::info!(shard = shard.id(), master = %addr, from = log_end, "following the master's log");

@@ -7,7 +7,7 @@
 //!
 //! | direction | message | bytes |
 //! |---|---|---|
-//! | slave → master | hello | magic `RMQHA1\0\0` (8), shard id (1), shard count (1), segment size (8), log end (8), tail length (4), tail CRC-32 (4) |
+//! | slave → master | hello | magic `RMQHA2\0\0` (8), shard id (1), shard count (1), segment size (8), log end (8), tail length (4), tail CRC-32 (4), broker id (8) |
 //! | slave → master | ack | log end it holds (8), at once after each frame and every 5 s |
 //! | master → slave | data | log offset (8), length (4, < 2^31), whole records (length) |
 //! | master → slave | heartbeat | log offset (8), length 0 (4) |
@@ -15,10 +15,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// First bytes of a hello: "RMQHA1" and two zeros (version 1).
-pub const HELLO_MAGIC: [u8; 8] = *b"RMQHA1\0\0";
+/// First bytes of a hello: "RMQHA2" and two zeros (version 2: the hello names the slave's
+/// broker id, which a master needs to redirect reads to it). A version-1 slave's hello is
+/// not one: the master closes the connection.
+pub const HELLO_MAGIC: [u8; 8] = *b"RMQHA2\0\0";
 /// Bytes of a hello.
-pub const HELLO_BYTES: usize = 8 + 1 + 1 + 8 + 8 + 4 + 4;
+pub const HELLO_BYTES: usize = 8 + 1 + 1 + 8 + 8 + 4 + 4 + 8;
 /// Bytes of an ack.
 pub const ACK_BYTES: usize = 8;
 /// Bytes of a frame header.
@@ -48,6 +50,8 @@ pub struct Hello {
     pub tail_len: u32,
     /// CRC-32 of the slave's `tail_len` bytes before `log_end`.
     pub tail_crc: u32,
+    /// The slave's `--broker-id`: what a master suggests to consumers it sends there.
+    pub broker_id: i64,
 }
 
 impl Hello {
@@ -61,6 +65,7 @@ impl Hello {
         out.put_u64(self.log_end);
         out.put_u32(self.tail_len);
         out.put_u32(self.tail_crc);
+        out.put_i64(self.broker_id);
         let mut bytes = [0u8; HELLO_BYTES];
         bytes.copy_from_slice(&out);
         bytes
@@ -80,6 +85,7 @@ impl Hello {
             log_end: buf.get_u64(),
             tail_len: buf.get_u32(),
             tail_crc: buf.get_u32(),
+            broker_id: buf.get_i64(),
         })
     }
 }
@@ -183,6 +189,7 @@ mod tests {
             log_end: 123_456,
             tail_len: 64,
             tail_crc: 0xDEAD_BEEF,
+            broker_id: 2,
         };
         assert_eq!(Hello::decode(&hello.encode()), Some(hello));
         let mut other = hello.encode();

@@ -20,8 +20,19 @@ use super::Shard;
 pub struct FollowerState {
     /// Its HA connection's peer address.
     pub peer: SocketAddr,
+    /// Its `--broker-id`, from its hello.
+    pub broker_id: i64,
     /// Where its log ends, as it last reported.
     pub acked_log_end: u64,
+}
+
+/// One shard log's end and the slaves following it (GET_BROKER_RUNTIME_INFO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogReplication {
+    /// Where the shard's dispatched log ends.
+    pub log_end: u64,
+    /// The slaves following it now.
+    pub followers: Vec<FollowerState>,
 }
 
 /// The slaves following this shard's log, by connection.
@@ -33,13 +44,14 @@ pub struct Followers {
 
 impl Followers {
     /// Registers a new follower; returns its id.
-    pub fn add(&self, peer: SocketAddr, log_end: u64) -> u64 {
+    pub fn add(&self, peer: SocketAddr, broker_id: i64, log_end: u64) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         self.links.borrow_mut().push((
             id,
             FollowerState {
                 peer,
+                broker_id,
                 acked_log_end: log_end,
             },
         ));
@@ -226,5 +238,24 @@ impl Shard {
     /// Master: the slaves following this shard's log.
     pub fn followers(&self) -> &Followers {
         &self.followers
+    }
+
+    /// Every shard log's end and followers, shard by shard.
+    pub async fn replication_of_all_shards(
+        self: &Rc<Self>,
+    ) -> Result<Vec<LogReplication>, super::ShardError> {
+        let mut all = Vec::with_capacity(self.shared.shards());
+        for owner in 0..self.shared.shards() {
+            all.push(
+                self.on_shard(owner, |owner: Rc<Shard>| async move {
+                    LogReplication {
+                        log_end: owner.log_end(),
+                        followers: owner.followers.list(),
+                    }
+                })
+                .await?,
+            );
+        }
+        Ok(all)
     }
 }

@@ -42,6 +42,7 @@ pub use self::shared::{BrokerShared, TopicsChanged};
 use crate::config::{BrokerConfig, FlushMode};
 use crate::memory::{BudgetPermit, MemoryBudget};
 use crate::placement::shard_for_queue;
+use crate::redirect::{Follower, ReadVerdict};
 use crate::timer_wheel::WheelConfig;
 
 /// How often consumer offsets are persisted (RocketMQ `flushConsumerOffsetInterval`).
@@ -130,6 +131,11 @@ pub struct PullOutcome {
     /// The memory `body` holds (the connection's and the broker's): give it back (drop
     /// it) once the body is written.
     pub memory: Vec<BudgetPermit>,
+    /// The page-cache estimator's opinion of what was read (design.md §8).
+    pub verdict: ReadVerdict,
+    /// The slaves following this queue's log, when the read was cold (empty otherwise:
+    /// only a cold read may be redirected).
+    pub followers: Vec<Follower>,
 }
 
 /// A queue's bounds and, when asked, one group's committed offset on it.
@@ -361,7 +367,22 @@ impl Shard {
                 &query.filter,
             )
             .await?;
+        let verdict = read_verdict(&result);
+        let followers = match verdict {
+            ReadVerdict::Cold { .. } => self
+                .followers
+                .list()
+                .iter()
+                .map(|f| Follower {
+                    broker_id: f.broker_id,
+                    acked_log_end: f.acked_log_end,
+                })
+                .collect(),
+            ReadVerdict::Hot | ReadVerdict::NothingRead => Vec::new(),
+        };
         Ok(PullOutcome {
+            verdict,
+            followers,
             status: result.status,
             next_begin_offset: result.next_begin_offset,
             min_offset: result.min_offset,
@@ -513,6 +534,20 @@ impl Shard {
         .map_err(|error| not_found(Some(error)))
     }
 
+    /// Sets the page-cache rule's ratio of every shard's store (UPDATE_BROKER_CONFIG).
+    pub async fn set_page_cache_ratio_percent(
+        self: &Rc<Self>,
+        ratio_percent: u64,
+    ) -> Result<(), ShardError> {
+        for owner in 0..self.shared.shards() {
+            self.on_shard(owner, move |owner: Rc<Shard>| async move {
+                owner.store.set_page_cache_ratio_percent(ratio_percent);
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// DELETE_TOPIC's data part, on every shard of this broker: the topic's ConsumeQueues and
     /// consumer offsets go (its records stay in the logs until retention), so a topic created
     /// again under the name starts empty. Returns how many queues were removed.
@@ -609,6 +644,24 @@ impl Shard {
     }
 }
 
+/// The estimator's opinion of a read, with where its bytes end in this shard's log.
+fn read_verdict(result: &ringmq_engine::store::GetMessageResult) -> ReadVerdict {
+    let Some(last) = result.messages.last() else {
+        return ReadVerdict::NothingRead;
+    };
+    if !result.suggest_pulling_from_slave {
+        return ReadVerdict::Hot;
+    }
+    let end_physical = last.physical_offset + last.data_range.len() as i64;
+    match split_physical(end_physical) {
+        Some((_, read_log_end)) => ReadVerdict::Cold { read_log_end },
+        // Not an offset of this store's logs: no slave can be shown to hold it.
+        None => ReadVerdict::Cold {
+            read_log_end: u64::MAX,
+        },
+    }
+}
+
 /// Whether a read with this status may be held: PULL_NOT_FOUND, nothing at or after the
 /// offset yet (protocol.md §2.4 table). The processor's status → code mapping agrees (its
 /// tests check every status).
@@ -640,6 +693,7 @@ fn store_config(config: &BrokerConfig) -> StoreConfig {
             ..DiskGuardConfig::default()
         },
         retention: Some(config.retention),
+        page_cache_ratio_percent: config.access_message_in_memory_max_ratio,
         ..StoreConfig::default()
     }
 }

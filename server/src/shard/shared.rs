@@ -15,6 +15,7 @@ use crate::config::BrokerConfig;
 use crate::groups::ConsumerGroups;
 use crate::memory::MemoryBudget;
 use crate::offload::Offload;
+use crate::runtime_config::RuntimeConfig;
 use crate::stats::BrokerStats;
 use crate::subscription_groups::SubscriptionGroups;
 use crate::topics::Topics;
@@ -45,6 +46,8 @@ pub struct BrokerShared {
     pub subscription_groups: SubscriptionGroups,
     pub inboxes: Inboxes<Shard>,
     pub stats: BrokerStats,
+    /// The settings changeable while the broker runs (read redirection).
+    pub runtime: RuntimeConfig,
     /// Generates UNIQ_KEY for messages sent without one.
     pub uniq_keys: UniqKeyGenerator,
     /// Monotonic time for deadlines, wall time for what the protocol carries.
@@ -85,6 +88,7 @@ impl BrokerShared {
         BrokerShared {
             memory: MemoryBudget::new(config.max_memory_bytes),
             offload: Offload::start(),
+            runtime: RuntimeConfig::new(&config),
             config,
             broker_addr,
             shard_addrs,
