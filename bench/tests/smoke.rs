@@ -112,8 +112,14 @@ fn produce_reports_send_latency_and_the_messages_asked_for() {
     assert!(json["mb_per_sec"].as_f64().unwrap() > 0.0);
     assert_percentiles(&json["latency_us"]);
     assert!(json["e2e_latency_us"].is_null(), "{json}");
-    assert!(json["broker_cpu_us_per_msg"].is_null(), "no --broker-pid: {json}");
-    assert!(json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(
+        json["broker_cpu_us_per_msg"].is_null(),
+        "no --broker-pid: {json}"
+    );
+    assert!(
+        json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
 }
 
 #[test]
@@ -135,7 +141,10 @@ fn with_broker_pid_the_brokers_cpu_per_message_is_reported() {
     // A debug broker spends somewhere between a microsecond and a few milliseconds per
     // message: a figure outside that says the units or the arithmetic are wrong.
     assert!((1.0..5_000.0).contains(&broker_us), "{json}");
-    assert!(json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(
+        json["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
 
     let refused = bench(
         Some(&broker),
