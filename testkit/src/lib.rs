@@ -128,15 +128,7 @@ impl Broker {
             .spawn()
             .expect("spawning ringmq-server");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         let deadline = Instant::now() + START_TIMEOUT;
         let mut broker_addr = None;
         let mut namesrv_addr = None;
@@ -239,6 +231,21 @@ impl Drop for Broker {
     }
 }
 
+/// The lines a child prints, read on a thread of their own (so the child never blocks on a
+/// full pipe while the test waits for one line).
+fn line_channel(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A name server of its own (`ringmq-server namesrv`), for tests where brokers come and go
 /// while clients keep finding routes; killed when dropped.
 #[derive(Debug)]
@@ -263,15 +270,7 @@ impl NameServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let stdout = stdout.expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
