@@ -7,7 +7,9 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -39,15 +41,22 @@ public final class RingmqBroker implements AutoCloseable {
     }
 
     public static RingmqBroker start() throws Exception {
+        return start(new String[0]);
+    }
+
+    /** Starts a broker with {@code extraArgs} after the defaults (a flag given twice takes its last value). */
+    public static RingmqBroker start(String... extraArgs) throws Exception {
         String binary = System.getProperty("ringmq.server");
         if (binary == null || !new File(binary).canExecute()) {
             throw new IllegalStateException("system property ringmq.server must name the "
                 + "ringmq-server binary (cargo build -p ringmq-server); got " + binary);
         }
         Path store = Files.createTempDirectory("ringmq-java-compat");
-        ProcessBuilder builder = new ProcessBuilder(binary,
+        List<String> command = new ArrayList<>(List.of(binary,
             "--listen", "127.0.0.1:0", "--namesrv-listen", "127.0.0.1:0",
-            "--store", store.toString(), "--segment-size", "16777216");
+            "--store", store.toString(), "--segment-size", "16777216"));
+        command.addAll(List.of(extraArgs));
+        ProcessBuilder builder = new ProcessBuilder(command);
         builder.redirectError(store.resolve("broker.stderr").toFile());
         Process process = builder.start();
         try {
