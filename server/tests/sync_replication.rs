@@ -14,11 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringmq_protocol::codes::response_code;
+use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::header::SerializeType;
+use ringmq_protocol::message::batch::encode_batch_entry;
+use ringmq_protocol::message::msg_id::decode_offset_msg_id;
 use ringmq_protocol::message::record::iter_records;
-use support::{pull_request, send_request, Broker, TestClient};
+use support::{pull_request, request, send_request, Broker, TestClient};
 
 const TOPIC: &str = "SyncTopic";
 const SEGMENT: &str = "65536";
@@ -193,6 +195,43 @@ fn a_sync_master_answers_send_ok_only_while_a_slave_acknowledges() {
         );
         assert!(Instant::now() < deadline, "{codes:?}");
     }
+}
+
+#[test]
+fn every_stored_answer_of_a_sync_master_without_slave_says_so() {
+    let master = sync_master();
+    let mut client = master.connect();
+
+    // A batch: stored whole, SLAVE_NOT_AVAILABLE with the batch's msgIds and first offset.
+    let mut body = Vec::new();
+    for i in 0..3 {
+        encode_batch_entry(0, format!("batch-{i}").as_bytes(), "", &mut body).unwrap();
+    }
+    let mut batch = send_request(TOPIC, 2, "", &body);
+    batch.code = request_code::SEND_BATCH_MESSAGE;
+    batch.ext_fields.insert("m".to_owned(), "true".to_owned());
+    let response = client.call(batch);
+    assert_eq!(response.code, response_code::SLAVE_NOT_AVAILABLE);
+    assert_send_header(&response);
+    assert_eq!(response.ext("msgId").unwrap().split(',').count(), 3);
+
+    // A producer that does not wait for the store (WAIT=false) is answered at once.
+    let response = client.call(send_request(TOPIC, 1, "WAIT\u{1}false\u{2}", b"no wait"));
+    assert_eq!(response.code, response_code::SUCCESS);
+
+    // A send-back is answered as Java answers any put that is not PUT_OK.
+    let (stored, _) = send(&mut client, 0, "to be sent back");
+    let (_, physical_offset) = decode_offset_msg_id(stored.ext("msgId").unwrap()).unwrap();
+    let response = client.call(request(
+        request_code::CONSUMER_SEND_MSG_BACK,
+        &[
+            ("offset", &physical_offset.to_string()),
+            ("group", "SyncGroup"),
+            ("delayLevel", "0"),
+        ],
+    ));
+    assert_eq!(response.code, response_code::SYSTEM_ERROR);
+    assert_eq!(response.remark.as_deref(), Some("SLAVE_NOT_AVAILABLE"));
 }
 
 /// What a sender got: the bodies answered SEND_OK by queue, and every code seen.

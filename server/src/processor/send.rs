@@ -3,7 +3,9 @@
 //! Validation and topic resolution run on the connection's shard; the append runs on the
 //! shard that owns the queue (design.md §4), reached through its inbox when it is another.
 //! The response carries the offset msgId (STOREHOST + physical offset), queue id and queue
-//! offset, plus the MSG_REGION / TRACE_ON extFields a Java broker adds.
+//! offset, plus the MSG_REGION / TRACE_ON extFields a Java broker adds. On a SYNC_MASTER the
+//! same response carries SLAVE_NOT_AVAILABLE or FLUSH_SLAVE_TIMEOUT instead of SUCCESS when
+//! no slave acknowledged the bytes (`shard::sync_replication`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
