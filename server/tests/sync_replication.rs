@@ -3,7 +3,9 @@
 //! answered SLAVE_NOT_AVAILABLE (11), and when the slave stops acknowledging,
 //! FLUSH_SLAVE_TIMEOUT (12) within the timeout. No SEND_OK is ever given for bytes the slave
 //! does not hold: the master is killed after the slave, and the slave, restarted alone on its
-//! store, serves every message that was answered SEND_OK.
+//! store, serves every message that was answered SEND_OK. With `--flush sync` on both, that
+//! holds through a power cut of the slave's disk too (testkit's `PowerCutFs`): the slave
+//! fdatasyncs a frame before it acknowledges it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,6 +22,8 @@ use ringmq_protocol::header::SerializeType;
 use ringmq_protocol::message::batch::encode_batch_entry;
 use ringmq_protocol::message::msg_id::decode_offset_msg_id;
 use ringmq_protocol::message::record::iter_records;
+use ringmq_testkit::powercut::{CutMode, PowerCutFs};
+use ringmq_testkit::report;
 use support::{pull_request, request, send_request, Broker, TestClient};
 
 const TOPIC: &str = "SyncTopic";
@@ -363,4 +367,73 @@ fn no_send_ok_precedes_the_slave_having_the_bytes() {
             sent.codes
         );
     }
+}
+
+/// Sync flush on both, the slave's store on a filesystem that loses what was not synced: a
+/// SEND_OK means the slave had fdatasynced the bytes, so they survive the slave's power cut
+/// even when the master is lost too.
+#[test]
+fn with_sync_flush_every_send_ok_survives_a_power_cut_of_the_slave() {
+    const TEST: &str = "with_sync_flush_every_send_ok_survives_a_power_cut_of_the_slave";
+    let backing = tempfile::tempdir().unwrap();
+    let Some(fs) = PowerCutFs::mount_or_skip(TEST, backing.path()) else {
+        return;
+    };
+    let master = Broker::start(&[
+        "--shards",
+        "2",
+        "--segment-size",
+        SEGMENT,
+        "--broker-name",
+        "syncrep",
+        "--replication",
+        "sync",
+        "--sync-replication-timeout-ms",
+        &TIMEOUT_MS.to_string(),
+        "--flush",
+        "sync",
+    ]);
+    let mut args = slave_args(&master);
+    args.extend(["--flush".to_owned(), "sync".to_owned()]);
+    // The slave's store directories are durable first, as on a slave started long ago.
+    let slave = start_slave(&args, Some(tempfile::tempdir_in(fs.path()).unwrap()));
+    wait_send_ok(&mut master.connect(), "slave prepared");
+    let (status, store) = slave.terminate();
+    assert!(status.success(), "{status:?}");
+    fs.sync_all();
+
+    let slave = start_slave(&args, Some(store));
+    wait_send_ok(&mut master.connect(), "slave restarted");
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = master.connect();
+    let worker = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || sender(client, 0, stop))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let store = slave.kill9();
+    let cut = fs.cut(CutMode::DropAllPending).unwrap();
+    std::thread::sleep(Duration::from_millis(TIMEOUT_MS + 300));
+    stop.store(true, Ordering::Relaxed);
+    let sent = worker.join().unwrap();
+    drop(master.kill9());
+
+    let slave = start_slave(&args, Some(store));
+    let held = pull_all(&mut slave.connect());
+    let missing: Vec<_> = sent.ok.difference(&held).collect();
+    report(&format!(
+        "RAN {TEST}: codes {:?}; the cut dropped {} file ops, {} bytes; the slave holds {}",
+        sent.codes,
+        cut.file_ops_dropped,
+        cut.bytes_dropped,
+        held.len()
+    ));
+    assert!(
+        missing.is_empty(),
+        "{} of {} SEND_OK'd messages lost with the slave's power, e.g. {:?}",
+        missing.len(),
+        sent.ok.len(),
+        missing.first()
+    );
+    assert!(!sent.ok.is_empty(), "codes {:?}", sent.codes);
 }
