@@ -107,10 +107,15 @@ pub struct BrokerArgs {
     /// 0 for a master, > 0 for a slave [default: 0].
     #[arg(long, value_name = "N")]
     pub broker_id: Option<i64>,
-    /// async: answer sends without waiting for the slave; sync: wait for its ack [default: async].
-    /// sync is not supported yet: refused at start.
+    /// async (ASYNC_MASTER): answer sends without waiting for the slave; sync (SYNC_MASTER):
+    /// answer SEND_OK only once a slave has acknowledged the message's bytes, else
+    /// SLAVE_NOT_AVAILABLE (no slave) or FLUSH_SLAVE_TIMEOUT (no ack in time) [default: async].
     #[arg(long, value_enum)]
     pub replication: Option<ReplicationMode>,
+    /// With --replication sync, how long a send waits for a slave's ack before it is answered
+    /// FLUSH_SLAVE_TIMEOUT (broker.conf syncFlushTimeout) [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub sync_replication_timeout_ms: Option<u64>,
     /// A master's HA listen address, where its slaves connect [default: the listen port + 1;
     /// a free port when the listen port is 0].
     #[arg(long, value_name = "ADDR")]
@@ -217,6 +222,8 @@ pub struct BrokerConfig {
     pub broker_name: String,
     pub broker_id: i64,
     pub replication: ReplicationMode,
+    /// SYNC_MASTER: longest a send waits for a slave's ack (syncFlushTimeout).
+    pub sync_replication_timeout: Duration,
     /// None: listen port + 1, resolved once the main port is known.
     pub ha_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
@@ -269,6 +276,7 @@ impl Default for BrokerConfig {
             broker_name: host_name(),
             broker_id: 0,
             replication: ReplicationMode::Async,
+            sync_replication_timeout: Duration::from_secs(5),
             ha_listen: None,
             metrics_listen: None,
             auto_create_topics: true,
@@ -377,6 +385,12 @@ impl BrokerConfig {
                     _ => return Err(bad("expected ASYNC_MASTER, SYNC_MASTER or SLAVE")),
                 },
                 "haMasterAddress" => self.ha_master_address = Some(value.to_owned()),
+                // RocketMQ 4.x waits this long for the slave (CommitLog.handleHA) as well as
+                // for a sync flush; ringmq's sync flush has no timeout, so only the slave's.
+                "syncFlushTimeout" => {
+                    self.sync_replication_timeout =
+                        Duration::from_millis(value.parse().map_err(|_| bad("not milliseconds"))?)
+                }
                 "autoCreateTopicEnable" => self.auto_create_topics = parse_java_bool(value),
                 "slaveReadEnable" => self.slave_read_enable = parse_java_bool(value),
                 "accessMessageInMemoryMaxRatio" => {
@@ -476,6 +490,9 @@ impl BrokerConfig {
         if let Some(replication) = args.replication {
             self.replication = replication;
         }
+        if let Some(ms) = args.sync_replication_timeout_ms {
+            self.sync_replication_timeout = Duration::from_millis(ms);
+        }
         if let Some(addr) = args.ha_listen {
             self.ha_listen = Some(addr);
         }
@@ -567,6 +584,11 @@ impl BrokerConfig {
                 self.which_broker_when_consume_slowly
             )));
         }
+        if self.sync_replication_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--sync-replication-timeout-ms (syncFlushTimeout) must be at least 1".to_owned(),
+            ));
+        }
         if self.retention.check_interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "--clean-resource-interval-ms (cleanResourceInterval) must be at least 1"
@@ -631,12 +653,6 @@ impl BrokerConfig {
                 "{what} is not supported yet: {why}"
             )))
         };
-        if self.replication == ReplicationMode::Sync {
-            return not_yet(
-                "--replication sync (brokerRole=SYNC_MASTER)",
-                "there is no slave to wait for; use --replication async (ASYNC_MASTER)",
-            );
-        }
         if self.metrics_listen.is_some() {
             return not_yet("--metrics-listen", "the metrics endpoint is not built");
         }
@@ -651,7 +667,8 @@ impl BrokerConfig {
         };
         let mut text = format!(
             "cluster={} broker={} id={} role={:?} listen={} name-server=({}) store={} shards={} \
-             flush={:?} flush-interval={}ms replication={:?} auto-create-topics={} \
+             flush={:?} flush-interval={}ms replication={:?} sync-replication-timeout={}ms \
+             auto-create-topics={} \
              max-message-size={}B segment-size={}B max-hold={}ms disk-warning={:.0}% \
              retention=(file-reserved-time={}s delete-when={} disk-max-used={:.0}% \
              disk-clean-forcibly={:.0}% interval={}ms) \
@@ -669,6 +686,7 @@ impl BrokerConfig {
             self.flush,
             self.flush_interval.as_millis(),
             self.replication,
+            self.sync_replication_timeout.as_millis(),
             self.auto_create_topics,
             self.max_message_size_bytes,
             self.commitlog_segment_size_bytes,
@@ -844,14 +862,9 @@ mod tests {
 
     #[test]
     fn settings_not_built_yet_are_refused_at_start() {
-        for argv in [
-            &["--replication", "sync"][..],
-            &["--metrics-listen", "127.0.0.1:0"],
-        ] {
-            let config = BrokerConfig::from_args(&args(argv)).unwrap();
-            let error = config.refuse_unbuilt().unwrap_err().to_string();
-            assert!(error.contains("not supported yet"), "{argv:?}: {error}");
-        }
+        let metrics = BrokerConfig::from_args(&args(&["--metrics-listen", "127.0.0.1:0"])).unwrap();
+        let error = metrics.refuse_unbuilt().unwrap_err().to_string();
+        assert!(error.contains("not supported yet"), "{error}");
         let plain = BrokerConfig::from_args(&args(&[])).unwrap();
         assert!(plain.refuse_unbuilt().is_ok());
         let slave = BrokerConfig::from_args(&args(&[
@@ -866,6 +879,26 @@ mod tests {
         ]))
         .unwrap();
         assert!(slave.refuse_unbuilt().is_ok(), "replication is built");
+        let sync = BrokerConfig::from_args(&args(&["--replication", "sync"])).unwrap();
+        assert!(sync.refuse_unbuilt().is_ok(), "sync replication is built");
+    }
+
+    #[test]
+    fn the_sync_replication_timeout_comes_from_the_flag_or_sync_flush_timeout() {
+        let default = BrokerConfig::from_args(&args(&[])).unwrap();
+        assert_eq!(default.sync_replication_timeout, Duration::from_secs(5));
+        let flag = BrokerConfig::from_args(&args(&["--sync-replication-timeout-ms", "750"]));
+        assert_eq!(
+            flag.unwrap().sync_replication_timeout,
+            Duration::from_millis(750)
+        );
+        assert!(BrokerConfig::from_args(&args(&["--sync-replication-timeout-ms", "0"])).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("broker.conf");
+        std::fs::write(&conf, "brokerRole=SYNC_MASTER\nsyncFlushTimeout=1234\n").unwrap();
+        let config = BrokerConfig::from_args(&args(&["--config", conf.to_str().unwrap()])).unwrap();
+        assert_eq!(config.replication, ReplicationMode::Sync);
+        assert_eq!(config.sync_replication_timeout, Duration::from_millis(1234));
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub enum Refused {
     },
     #[error("properties of the message sent back")]
     SendBackProperties(#[source] PropertiesError),
+    /// A SYNC_MASTER stored the copy but no slave acknowledged it; the remark is Java's
+    /// put status name, as RocketMQ's send-back answers it.
+    #[error("{status}")]
+    SendBackNotReplicated { status: &'static str },
 
     // Offsets, groups, admin
     #[error("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")]
@@ -147,6 +151,7 @@ impl Refused {
             | Refused::Properties(_) => response_code::MESSAGE_ILLEGAL,
             Refused::StoredMessage { .. }
             | Refused::SendBackProperties(_)
+            | Refused::SendBackNotReplicated { .. }
             | Refused::NoConsumer { .. } => response_code::SYSTEM_ERROR,
             Refused::ConsumerOffsetNotFound => response_code::QUERY_NOT_FOUND,
             Refused::ConsumerNotOnline { .. } => response_code::CONSUMER_NOT_ONLINE,

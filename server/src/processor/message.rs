@@ -88,6 +88,16 @@ pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
         body: original.body.clone(),
         properties: props,
     };
-    shard.append(&topic, queue_id, vec![message]).await?;
+    let wait_store_msg_ok = properties::wait_store_msg_ok(&message.properties);
+    let (_, replica) = shard
+        .append(&topic, queue_id, vec![message], wait_store_msg_ok)
+        .await?;
+    if !replica.is_ok() {
+        // RocketMQ answers a send-back whose put was not PUT_OK with SYSTEM_ERROR and the
+        // status's name; the Java consumer then sends the message back itself, by producer.
+        return Err(Refused::SendBackNotReplicated {
+            status: replica.java_name(),
+        });
+    }
     Ok(success(request))
 }

@@ -3,7 +3,9 @@
 //! Validation and topic resolution run on the connection's shard; the append runs on the
 //! shard that owns the queue (design.md §4), reached through its inbox when it is another.
 //! The response carries the offset msgId (STOREHOST + physical offset), queue id and queue
-//! offset, plus the MSG_REGION / TRACE_ON extFields a Java broker adds.
+//! offset, plus the MSG_REGION / TRACE_ON extFields a Java broker adds. On a SYNC_MASTER the
+//! same response carries SLAVE_NOT_AVAILABLE or FLUSH_SLAVE_TIMEOUT instead of SUCCESS when
+//! no slave acknowledged the bytes (`shard::sync_replication`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -24,6 +26,7 @@ use ringmq_protocol::message::sysflag::TransactionType;
 
 use super::{Answer, Refused};
 use crate::connection::Connection;
+use crate::shard::sync_replication::ReplicaStatus;
 use crate::shard::Shard;
 use crate::stats::BrokerStats;
 use crate::topics::{check_queue_id, check_send_topic, is_writeable, RETRY_PREFIX};
@@ -64,14 +67,37 @@ async fn send_inner(
     } = prepare(shard, request, &header, batch, connection.peer)?;
     let count = messages.len() as u64;
     let body_bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
-    let results = shard.append(&topic, queue_id, messages).await?;
+    // A batch waits as its header's properties say, as in RocketMQ (MessageExtBatch).
+    let wait_store_msg_ok =
+        properties::wait_store_msg_ok(header.properties.as_deref().unwrap_or(""));
+    let (results, replica) = shard
+        .append(&topic, queue_id, messages, wait_store_msg_ok)
+        .await?;
     if topic_created {
         shard.shared().topics_changed_and_registered().await;
     }
+    // Stored either way: a SYNC_MASTER's status says only whether a slave has it too.
     let stats = &shard.shared().stats;
     BrokerStats::add(&stats.messages_put, count);
     BrokerStats::add(&stats.bytes_put, body_bytes);
-    Ok(success_response(shard, request, queue_id, &results))
+    Ok(stored_response(
+        shard,
+        request,
+        queue_id,
+        &results,
+        send_response_code(replica),
+    ))
+}
+
+/// The SEND response code for what replication did (RocketMQ's `handlePutMessageResult`):
+/// the Java client turns 11 and 12 into a `SendResult` with that `SendStatus`, not an
+/// exception, so these answers carry the full response header like SEND_OK.
+fn send_response_code(replica: ReplicaStatus) -> i32 {
+    match replica {
+        ReplicaStatus::NotWaited | ReplicaStatus::Acked => response_code::SUCCESS,
+        ReplicaStatus::SlaveNotAvailable => response_code::SLAVE_NOT_AVAILABLE,
+        ReplicaStatus::FlushSlaveTimeout => response_code::FLUSH_SLAVE_TIMEOUT,
+    }
 }
 
 /// Validates the request and builds the messages to append: `(topic, queue id, messages)`.
@@ -200,11 +226,12 @@ fn append_property(props: &mut String, key: &str, value: &str) -> Result<(), Ref
     properties::append(props, key, value).map_err(Refused::Properties)
 }
 
-fn success_response(
+fn stored_response(
     shard: &Shard,
     request: &RemotingCommand,
     queue_id: i32,
     results: &[PutResult],
+    code: i32,
 ) -> RemotingCommand {
     let store_host = shard.store_host();
     let msg_id = results
@@ -220,7 +247,7 @@ fn success_response(
         batch_uniq_id: None,
         recall_handle: None,
     };
-    let mut response = RemotingCommand::response_to(request, response_code::SUCCESS);
+    let mut response = RemotingCommand::response_to(request, code);
     header.write_ext(&mut response.ext_fields);
     response
         .ext_fields

@@ -61,6 +61,11 @@ async fn hand_over(
     shard: Rc<Shard>,
     shared: Arc<BrokerShared>,
 ) -> Result<(), String> {
+    // Frames go out as a small header then the records: without this Nagle holds the
+    // records until the slave's delayed ACK, and a SYNC_MASTER's sends wait for them.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "set_nodelay failed");
+    }
     let hello = compio::time::timeout(IDLE_TIMEOUT, read_hello(&mut stream))
         .await
         .map_err(|_| "no hello within 20 s".to_owned())?

@@ -63,6 +63,11 @@ async fn follow(shard: &Rc<Shard>, addr: &str, shutdown: &Shutdown) -> Result<Li
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    // An ack is 8 bytes: Nagle would hold each one until the master's delayed ACK of the
+    // previous (~40 ms), and a SYNC_MASTER's sends wait on every ack.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(master = %addr, %error, "set_nodelay failed");
+    }
     let shared = shard.shared();
     let segment_size = shared.config.commitlog_segment_size_bytes;
     let log_end = shard.log_end();
@@ -112,6 +117,10 @@ async fn follow(shard: &Rc<Shard>, addr: &str, shutdown: &Shutdown) -> Result<Li
         }
         // Report after every frame, the master's heartbeats (every 5 s when idle) included:
         // sync replication waits on these reports, and they keep the master's side alive.
+        // The end reported is where this store's log is dispatched, which `append_replicated`
+        // reaches only after the group writer wrote the frame and, with --flush sync,
+        // fdatasynced it (one sync per group, not per record): a SYNC_MASTER's SEND_OK never
+        // counts on bytes this slave could still lose to a power cut.
         write(&mut stream, shard.log_end().to_be_bytes().to_vec()).await?;
     }
 }

@@ -13,6 +13,7 @@ use ringmq_engine::error::StoreError;
 use ringmq_engine::store::ReplicationFrame;
 use ringmq_protocol::body::{split_offset_table_key, ConsumerOffsetSerializeWrapper};
 
+use super::sync_replication::{AckWaiters, MAX_GAP_NOT_IN_SYNC_BYTES};
 use super::Shard;
 
 /// A slave following this shard's log.
@@ -40,6 +41,8 @@ pub struct LogReplication {
 pub struct Followers {
     links: RefCell<Vec<(u64, FollowerState)>>,
     next_id: std::cell::Cell<u64>,
+    /// Sends waiting for an ack (SYNC_MASTER): acks and disconnects answer them.
+    waiters: AckWaiters,
 }
 
 impl Followers {
@@ -63,6 +66,7 @@ impl Followers {
         if let Some((_, state)) = self.links.borrow_mut().iter_mut().find(|(i, _)| *i == id) {
             state.acked_log_end = state.acked_log_end.max(log_end);
         }
+        self.waiters.acked(log_end);
     }
 
     /// Where a follower's log ends, as it last reported.
@@ -77,11 +81,36 @@ impl Followers {
     /// A follower's connection closed.
     pub fn remove(&self, id: u64) {
         self.links.borrow_mut().retain(|(i, _)| *i != id);
+        if self.links.borrow().is_empty() {
+            self.waiters.followers_gone();
+        }
     }
 
     /// The followers now connected.
     pub fn list(&self) -> Vec<FollowerState> {
         self.links.borrow().iter().map(|(_, s)| *s).collect()
+    }
+
+    /// Whether a connected follower has acknowledged `log_end` or more.
+    pub fn acked_at_least(&self, log_end: u64) -> bool {
+        self.links
+            .borrow()
+            .iter()
+            .any(|(_, s)| s.acked_log_end >= log_end)
+    }
+
+    /// Whether a connected follower is close enough to `log_end` to be waited for
+    /// (RocketMQ's `isSlaveOK`).
+    pub fn may_ack(&self, log_end: u64) -> bool {
+        self.links
+            .borrow()
+            .iter()
+            .any(|(_, s)| log_end.saturating_sub(s.acked_log_end) < MAX_GAP_NOT_IN_SYNC_BYTES)
+    }
+
+    /// The sends waiting for an ack.
+    pub fn waiters(&self) -> &AckWaiters {
+        &self.waiters
     }
 }
 

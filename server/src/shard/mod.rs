@@ -15,6 +15,7 @@ pub mod hop;
 pub mod log_replica;
 pub mod long_poll;
 pub mod shared;
+pub mod sync_replication;
 pub mod thread;
 
 use std::cell::RefCell;
@@ -39,6 +40,7 @@ use self::hold_registry::PullHold;
 use self::hop::InboxError;
 use self::long_poll::LongPoll;
 pub use self::shared::{BrokerShared, TopicsChanged};
+use self::sync_replication::ReplicaStatus;
 use crate::config::{BrokerConfig, FlushMode};
 use crate::memory::{BudgetPermit, MemoryBudget};
 use crate::placement::shard_for_queue;
@@ -398,19 +400,42 @@ impl Shard {
         })
     }
 
-    /// Appends `messages` (all of one queue) on the shard that owns the queue.
+    /// Appends `messages` (all of one queue) on the shard that owns the queue. On a
+    /// SYNC_MASTER, when the producer waits for the store (`wait_store_msg_ok`, RocketMQ's
+    /// `WAIT` property), it then waits there for a slave's ack of the records
+    /// ([`sync_replication`]); the status says how that went.
     pub async fn append(
         self: &Rc<Self>,
         topic: &str,
         queue_id: i32,
         messages: Vec<PutMessage>,
-    ) -> Result<Vec<PutResult>, ShardError> {
+        wait_store_msg_ok: bool,
+    ) -> Result<(Vec<PutResult>, ReplicaStatus), ShardError> {
         let owner = self.owner_of(topic, queue_id);
         self.on_shard(owner, move |owner: Rc<Shard>| async move {
-            owner.store.put_batch(messages).await
+            let results = owner
+                .store
+                .put_batch(messages)
+                .await
+                .map_err(ShardError::from)?;
+            if !(wait_store_msg_ok && owner.is_sync_master()) {
+                return Ok((results, ReplicaStatus::NotWaited));
+            }
+            // The end of the last record in this shard's log: a slave that acked it has all.
+            let log_end = results
+                .iter()
+                .filter_map(|r| {
+                    split_physical(r.physical_offset)
+                        .map(|(_, log_offset)| log_offset + u64::from(r.size_bytes))
+                })
+                .max();
+            let Some(log_end) = log_end else {
+                return Ok((results, ReplicaStatus::NotWaited));
+            };
+            let status = owner.wait_replicated(log_end).await;
+            Ok((results, status))
         })
         .await?
-        .map_err(ShardError::from)
     }
 
     /// The queue's bounds and `group`'s committed offset on it.

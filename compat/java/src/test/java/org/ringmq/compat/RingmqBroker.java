@@ -44,6 +44,11 @@ public final class RingmqBroker implements AutoCloseable {
         return start(List.of(), null, null);
     }
 
+    /** Starts a broker with {@code extraArgs} after the defaults (a flag given twice takes its last value). */
+    public static RingmqBroker start(String... extraArgs) throws Exception {
+        return start(List.of(extraArgs), null, null);
+    }
+
     /**
      * A broker registering with the name server {@code externalNamesrv} (none embedded) when
      * it is not null, with {@code extraArgs} after the defaults, on {@code existingStore} (a
