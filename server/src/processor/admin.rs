@@ -159,8 +159,11 @@ pub fn broker_config(shard: &Shard, request: &RemotingCommand) -> Answer {
 /// GET_BROKER_RUNTIME_INFO: a KVTable with the keys `mqadmin clusterList` reads, and the
 /// read-redirect figures (docs/decisions.md: read redirection).
 pub async fn runtime_info(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
-    let replication = shard.replication_of_all_shards().await?;
     let shared = shard.shared();
+    // Counted before this request asks the other shards for their followers: the figure is
+    // about the requests the broker served, not about reading it.
+    let hops = shared.inboxes.hops();
+    let replication = shard.replication_of_all_shards().await?;
     let put = BrokerStats::get(&shared.stats.messages_put);
     let got = BrokerStats::get(&shared.stats.messages_got);
     let uptime_s = (shared.clock.wall_ms() - shared.boot_timestamp_ms).max(1) as f64 / 1000.0;
@@ -194,7 +197,7 @@ pub async fn runtime_info(shard: &Rc<Shard>, request: &RemotingCommand) -> Answe
     set("brokerActive", "true".to_owned());
     set("shards", shared.inboxes.shards().to_string());
     // Requests served by another shard than the one holding the connection, since start.
-    set("crossShardHops", shared.inboxes.hops().to_string());
+    set("crossShardHops", hops.to_string());
     let stats = &shared.stats;
     set(
         "pullsRedirected",
