@@ -844,17 +844,9 @@ fn a_sync_slave_holds_every_message_its_master_acknowledged_before_a_power_cut()
         run.flags.extend(["--replication", "sync"]);
         let store = run.prepare_store(&fs);
         let master = Broker::start_on_store(store, &run.flags);
-        let master_addr = master.broker_addr.to_string();
-        let namesrv = master.namesrv().to_string();
-        let slave = Broker::start(&[
-            "--role",
-            "slave",
-            "--broker-id",
-            "1",
-            "--master",
-            &master_addr,
-            "--namesrv",
-            &namesrv,
+        let flags = master.slave_flags();
+        let mut slave_args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        slave_args.extend([
             "--flush",
             "async",
             "--shards",
@@ -862,6 +854,7 @@ fn a_sync_slave_holds_every_message_its_master_acknowledged_before_a_power_cut()
             "--segment-size",
             SEGMENT_SIZE,
         ]);
+        let slave = Broker::start(&slave_args);
         // Sends are acknowledged once the slave follows every shard's log.
         let mut probe = master.connect();
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -36,8 +36,7 @@ fn master(extra: &[&str]) -> Broker {
 }
 
 fn slave(master: &Broker, extra: &[&str]) -> Broker {
-    let master_addr = master.broker_addr.to_string();
-    let namesrv = master.namesrv().to_string();
+    let flags = master.slave_flags();
     let mut args = vec![
         "--shards",
         "1",
@@ -45,15 +44,8 @@ fn slave(master: &Broker, extra: &[&str]) -> Broker {
         SEGMENT,
         "--broker-name",
         "redir",
-        "--role",
-        "slave",
-        "--broker-id",
-        "1",
-        "--master",
-        &master_addr,
-        "--namesrv",
-        &namesrv,
     ];
+    args.extend(flags.iter().map(String::as_str));
     args.extend_from_slice(extra);
     Broker::start(&args)
 }

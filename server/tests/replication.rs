@@ -30,25 +30,19 @@ fn master() -> Broker {
 }
 
 fn slave_args(master: &Broker) -> Vec<String> {
-    [
+    let mut args: Vec<String> = [
         "--shards",
         "2",
         "--segment-size",
         SEGMENT,
         "--broker-name",
         "rep",
-        "--role",
-        "slave",
-        "--broker-id",
-        "1",
-        "--master",
-        &master.broker_addr.to_string(),
-        "--namesrv",
-        &master.namesrv().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    args.extend(master.slave_flags());
+    args
 }
 
 fn start_slave(master: &Broker, store: Option<tempfile::TempDir>) -> Broker {

@@ -64,20 +64,7 @@ fn sync_master() -> Broker {
 
 fn slave_args(master: &Broker) -> Vec<String> {
     let mut args = common_args();
-    args.extend(
-        [
-            "--role",
-            "slave",
-            "--broker-id",
-            "1",
-            "--master",
-            &master.broker_addr.to_string(),
-            "--namesrv",
-            &master.namesrv().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    args.extend(master.slave_flags());
     args
 }
 

@@ -155,6 +155,25 @@ impl Broker {
         broker
     }
 
+    /// The flags that make a broker slave 1 of this one: `--role slave --broker-id 1
+    /// --master <this broker> --namesrv <its embedded name server>`. A slave must also be
+    /// given the master's `--shards`, `--segment-size` and `--broker-name`.
+    pub fn slave_flags(&self) -> Vec<String> {
+        [
+            "--role",
+            "slave",
+            "--broker-id",
+            "1",
+            "--master",
+            &self.broker_addr.to_string(),
+            "--namesrv",
+            &self.namesrv().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// A protocol-level client connected to the broker.
     pub fn connect(&self) -> TestClient {
         TestClient::connect(self.broker_addr)
