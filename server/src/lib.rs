@@ -21,6 +21,7 @@ pub mod notify;
 pub mod offload;
 pub mod placement;
 pub mod processor;
+pub mod queue_locks;
 pub mod redirect;
 pub mod registration;
 pub mod remoting_client;

@@ -66,6 +66,8 @@ impl Service for Router {
                 client::unregister(shard, &connection, &request).await
             }
             request_code::GET_CONSUMER_LIST_BY_GROUP => client::consumer_list(shard, &request),
+            request_code::LOCK_BATCH_MQ => client::lock_batch(shard, &connection, &request),
+            request_code::UNLOCK_BATCH_MQ => client::unlock_batch(shard, &request),
             request_code::GET_CONSUMER_CONNECTION_LIST => client::connection_list(shard, &request),
             request_code::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, &request).await,
             request_code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, &request).await,

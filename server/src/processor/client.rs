@@ -4,7 +4,10 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use ringmq_protocol::body::{ConsumerListBody, HeartbeatData, JsonBody};
+use ringmq_protocol::body::{
+    ConsumerListBody, HeartbeatData, JsonBody, LockBatchRequestBody, LockBatchResponseBody,
+    UnlockBatchRequestBody,
+};
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::headers::{
     GetConsumerConnectionListRequestHeader, GetConsumerListByGroupRequestHeader,
@@ -139,4 +142,46 @@ pub fn connection_list(shard: &Shard, request: &RemotingCommand) -> Answer {
         .encode()
         .map_err(Refused::body("encoding the consumer connections"))?;
     Ok(success(request).with_body(bytes))
+}
+
+/// LOCK_BATCH_MQ (41): locks (or renews) for the client those of the queues no other member
+/// of its group holds, and answers the set it now holds (`crate::queue_locks`).
+pub fn lock_batch(shard: &Shard, connection: &Rc<Connection>, request: &RemotingCommand) -> Answer {
+    let body =
+        LockBatchRequestBody::decode(&request.body).map_err(Refused::body("LOCK_BATCH_MQ body"))?;
+    check_lock_owner(&body.consumer_group, &body.client_id)?;
+    let shared = shard.shared();
+    let held = shared.queue_locks.try_lock(
+        &body.consumer_group,
+        &body.client_id,
+        shard.connection_ref(connection),
+        body.mq_set,
+        shared.clock.monotonic_ms(),
+    );
+    let answer = LockBatchResponseBody {
+        lock_ok_mq_set: held.into_iter().collect(),
+    };
+    let bytes = answer
+        .encode()
+        .map_err(Refused::body("LOCK_BATCH_MQ answer"))?;
+    Ok(success(request).with_body(bytes))
+}
+
+/// UNLOCK_BATCH_MQ (42): releases the client's locks on the queues named.
+pub fn unlock_batch(shard: &Shard, request: &RemotingCommand) -> Answer {
+    let body = UnlockBatchRequestBody::decode(&request.body)
+        .map_err(Refused::body("UNLOCK_BATCH_MQ body"))?;
+    check_lock_owner(&body.consumer_group, &body.client_id)?;
+    shard
+        .shared()
+        .queue_locks
+        .unlock(&body.consumer_group, &body.client_id, body.mq_set);
+    Ok(success(request))
+}
+
+fn check_lock_owner(group: &str, client_id: &str) -> Result<(), Refused> {
+    if group.is_empty() || client_id.is_empty() {
+        return Err(Refused::LockOwnerMissing);
+    }
+    Ok(())
 }

@@ -115,6 +115,8 @@ pub enum Refused {
     ConsumerNotOnline { group: String },
     #[error("{reason}")]
     InvalidAttributes { reason: String },
+    #[error("a queue lock request must name its consumerGroup and clientId")]
+    LockOwnerMissing,
     /// UPDATE_BROKER_CONFIG named a key that cannot change at runtime, or a bad value.
     #[error(transparent)]
     BrokerConfig(#[from] crate::runtime_config::UpdateError),
@@ -139,6 +141,7 @@ impl Refused {
             | Refused::GroupConsumeDisabled { .. } => response_code::NO_PERMISSION,
             Refused::QueueIdIllegal { .. }
             | Refused::InvalidAttributes { .. }
+            | Refused::LockOwnerMissing
             | Refused::BrokerConfig(_)
             | Refused::NegativeOffset { .. } => response_code::INVALID_PARAMETER,
             Refused::ExpressionTypeUnsupported { .. } => response_code::SUBSCRIPTION_PARSE_FAILED,

@@ -68,6 +68,14 @@ impl Shard {
             .shared
             .groups
             .connection_closed(self.connection_ref(connection));
+        // Its orderly queues are free for the group's other members at once.
+        let released = self
+            .shared
+            .queue_locks
+            .connection_closed(self.connection_ref(connection));
+        if released > 0 {
+            tracing::debug!(released, "queue locks of a closed connection released");
+        }
         // Its pulls may be held on any shard; notifications may go through other shards'
         // inboxes: both from a task.
         compio::runtime::spawn(async move {

@@ -15,6 +15,7 @@ use crate::config::BrokerConfig;
 use crate::groups::ConsumerGroups;
 use crate::memory::MemoryBudget;
 use crate::offload::Offload;
+use crate::queue_locks::QueueLocks;
 use crate::runtime_config::RuntimeConfig;
 use crate::stats::BrokerStats;
 use crate::subscription_groups::SubscriptionGroups;
@@ -44,6 +45,8 @@ pub struct BrokerShared {
     pub groups: ConsumerGroups,
     /// Consumer-group configs (`subscriptionGroup.json`).
     pub subscription_groups: SubscriptionGroups,
+    /// Queue locks of orderly consumption.
+    pub queue_locks: QueueLocks,
     pub inboxes: Inboxes<Shard>,
     pub stats: BrokerStats,
     /// The settings changeable while the broker runs (read redirection).
@@ -95,6 +98,7 @@ impl BrokerShared {
             topics,
             groups: ConsumerGroups::new(),
             subscription_groups: SubscriptionGroups::in_memory(),
+            queue_locks: QueueLocks::default(),
             inboxes,
             stats: BrokerStats::default(),
             uniq_keys: UniqKeyGenerator::new(broker_addr.ip()),

@@ -1,29 +1,23 @@
 package org.ringmq.compat;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.MessageSelector;
-import org.apache.rocketmq.client.consumer.listener.ConsumeOrderlyStatus;
-import org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly;
 import org.apache.rocketmq.client.exception.MQClientException;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.LocalTransactionState;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.client.producer.TransactionListener;
 import org.apache.rocketmq.client.producer.TransactionMQProducer;
-import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
-import org.apache.rocketmq.common.message.MessageQueue;
 import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -46,34 +40,6 @@ class NotServedYetTest extends BrokerTest {
     static void stopProducer() {
         if (producer != null) {
             producer.shutdown();
-        }
-    }
-
-    /** LOCK_BATCH_MQ is not served: the orderly consumer never locks a queue and consumes nothing. */
-    @Test
-    void notYetOrderlyListenerLockBatchMqRefused() throws Exception {
-        String topic = Clients.unique("orderly");
-        producer.send(new Message(topic, "o".getBytes(StandardCharsets.UTF_8)));
-        List<MessageExt> got = new CopyOnWriteArrayList<>();
-        DefaultMQPushConsumer c = Clients.pushConsumer(namesrv(), Clients.unique("gorderly"));
-        c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
-        c.subscribe(topic, "*");
-        c.registerMessageListener((MessageListenerOrderly) (msgs, ctx) -> {
-            got.addAll(msgs);
-            return ConsumeOrderlyStatus.SUCCESS;
-        });
-        c.start();
-        try {
-            var rebalance = c.getDefaultMQPushConsumerImpl().getRebalanceImpl();
-            MessageQueue mq = new MessageQueue(topic, broker.brokerName, 0);
-            assertFalse(rebalance.lock(mq), "LOCK_BATCH_MQ answered REQUEST_CODE_NOT_SUPPORTED: no lock");
-            Thread.sleep(3000);
-            // the orderly rebalance adds a queue only once it is locked: none is
-            assertTrue(rebalance.getProcessQueueTable().keySet().stream().noneMatch(q -> q.getTopic().equals(topic)),
-                rebalance.getProcessQueueTable().keySet().toString());
-            assertEquals(0, got.size(), "nothing consumed without the queue lock");
-        } finally {
-            c.shutdown();
         }
     }
 
