@@ -4,9 +4,11 @@ import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 
 /**
- * A clustering push consumer in a JVM of its own, for the test that kills a member with
- * SIGKILL. Arguments: namesrv topic group. Prints "started" and then one "queues N" line
- * per second with the number of queues it holds.
+ * A clustering push consumer in a JVM of its own, for the tests that kill a member with
+ * SIGKILL. Arguments: namesrv topic group [orderly]. With "orderly" its listener is a
+ * {@code MessageListenerOrderly} (it holds a queue only while it holds the queue's broker
+ * lock). Prints "started" and then a "queues N" line every 200 ms with the number of queues
+ * it holds.
  */
 public final class MemberMain {
     private MemberMain() {
@@ -28,8 +30,13 @@ public final class MemberMain {
         parentWatch.start();
         DefaultMQPushConsumer consumer = Clients.pushConsumer(args[0], args[2]);
         consumer.subscribe(args[1], "*");
-        consumer.registerMessageListener((org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently)
-            (msgs, ctx) -> ConsumeConcurrentlyStatus.CONSUME_SUCCESS);
+        if (args.length > 3 && args[3].equals("orderly")) {
+            consumer.registerMessageListener((org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly)
+                (msgs, ctx) -> org.apache.rocketmq.client.consumer.listener.ConsumeOrderlyStatus.SUCCESS);
+        } else {
+            consumer.registerMessageListener((org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently)
+                (msgs, ctx) -> ConsumeConcurrentlyStatus.CONSUME_SUCCESS);
+        }
         consumer.start();
         System.out.println("started");
         while (true) {

@@ -81,4 +81,100 @@ class OrderlyConsumerTest extends BrokerTest {
             consumer.shutdown();
         }
     }
+
+    @Test
+    void aKilledMembersQueuesAreTakenOverAndStillConsumedInOrder() throws Exception {
+        String topic = Clients.unique("orderkill");
+        String group = Clients.unique("gorderkill");
+        int keys = 4;
+        MessageQueueSelector byKey = (mqs, msg, arg) -> mqs.get((Integer) arg % mqs.size());
+        DefaultMQProducer producer = Clients.producer(namesrv());
+        try {
+            for (int key = 0; key < keys; key++) {
+                producer.send(new Message(topic, (key + ":0").getBytes(StandardCharsets.UTF_8)), byKey, key);
+            }
+            String javaBin = System.getProperty("java.home") + java.io.File.separator + "bin"
+                + java.io.File.separator + "java";
+            List<String> cmd = new ArrayList<>(List.of(javaBin, "-cp", System.getProperty("java.class.path")));
+            for (String p : List.of("rocketmq.client.rebalance.waitInterval", "rocketmq.client.logRoot",
+                "rocketmq.client.logLevel", "compat.profile")) {
+                if (System.getProperty(p) != null) {
+                    cmd.add("-D" + p + "=" + System.getProperty(p));
+                }
+            }
+            cmd.addAll(List.of(MemberMain.class.getName(), namesrv(), topic, group, "orderly"));
+            Process other = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            java.util.concurrent.atomic.AtomicInteger otherHeld = new java.util.concurrent.atomic.AtomicInteger(-1);
+            Thread reader = new Thread(() -> {
+                try (var r = new java.io.BufferedReader(new java.io.InputStreamReader(
+                        other.getInputStream(), StandardCharsets.UTF_8))) {
+                    String line;
+                    while ((line = r.readLine()) != null) {
+                        if (line.startsWith("queues ")) {
+                            otherHeld.set(Integer.parseInt(line.substring(7).trim()));
+                        }
+                    }
+                } catch (Exception ignored) {
+                    // process gone
+                }
+            });
+            reader.setDaemon(true);
+            reader.start();
+            Map<Integer, List<Integer>> byQueue = new TreeMap<>();
+            DefaultMQPushConsumer survivor = Clients.pushConsumer(namesrv(), group);
+            survivor.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+            survivor.subscribe(topic, "*");
+            survivor.registerMessageListener((MessageListenerOrderly) (msgs, ctx) -> {
+                synchronized (byQueue) {
+                    for (MessageExt m : msgs) {
+                        byQueue.computeIfAbsent(m.getQueueId(), q -> new ArrayList<>())
+                            .add(Integer.parseInt(Clients.body(m).split(":")[1]));
+                    }
+                }
+                return ConsumeOrderlyStatus.SUCCESS;
+            });
+            survivor.start();
+            try {
+                assertTrue(Clients.await(Duration.ofSeconds(40),
+                    () -> ClusteringConsumerTest.held(survivor).size() == 2 && otherHeld.get() == 2),
+                    "split before the kill: survivor " + ClusteringConsumerTest.held(survivor)
+                        + ", other " + otherHeld.get());
+                long killedAt = System.nanoTime();
+                other.destroyForcibly(); // SIGKILL: no unlock, the socket just closes
+                assertTrue(other.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
+                assertTrue(Clients.await(Duration.ofSeconds(40),
+                    () -> ClusteringConsumerTest.held(survivor).size() == keys),
+                    "survivor takes every queue; holds " + ClusteringConsumerTest.held(survivor));
+                double takeover = (System.nanoTime() - killedAt) / 1e9;
+                int perKey = 10;
+                for (int i = 1; i <= perKey; i++) {
+                    for (int key = 0; key < keys; key++) {
+                        producer.send(new Message(topic, (key + ":" + i).getBytes(StandardCharsets.UTF_8)),
+                            byKey, key);
+                    }
+                }
+                assertTrue(Clients.await(Duration.ofSeconds(40), () -> {
+                    synchronized (byQueue) {
+                        return byQueue.size() == keys && byQueue.values().stream()
+                            .allMatch(seen -> seen.contains(perKey));
+                    }
+                }), "survivor received " + byQueue);
+                System.out.printf("orderly takeover (Java client): the survivor held all %d queues "
+                    + "%.1f s after the kill%n", keys, takeover);
+                synchronized (byQueue) {
+                    for (var entry : byQueue.entrySet()) {
+                        List<Integer> seen = entry.getValue();
+                        List<Integer> sorted = new ArrayList<>(seen);
+                        sorted.sort(null);
+                        assertEquals(sorted, seen, "queue " + entry.getKey() + " out of order");
+                    }
+                }
+            } finally {
+                survivor.shutdown();
+                other.destroyForcibly();
+            }
+        } finally {
+            producer.shutdown();
+        }
+    }
 }
