@@ -4,6 +4,7 @@
 //! keeps the broker's address, code and remark).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use ringmq_client::admin::{Admin, QueueProgress, ResetTarget, TopicSpec};
@@ -13,8 +14,8 @@ use serde_json::{json, Value};
 use crate::table::Table;
 use crate::timefmt::{format_ms, now_ms, parse_time};
 use crate::{
-    BrokerCmd, Cli, ClusterCmd, Command, ConsumerCmd, MessageCmd, OffsetCmd, SendArgs, TopicCmd,
-    TopicSpecArgs,
+    BrokerCmd, Cli, ClusterCmd, Command, ConsumerCmd, DlqCmd, MessageCmd, OffsetCmd, SendArgs,
+    TopicCmd, TopicSpecArgs,
 };
 
 /// Where output goes: tables, or JSON.
@@ -100,6 +101,17 @@ async fn dispatch(admin: &Admin, namesrv: &str, out: Out, command: Command) -> a
         Command::Send(args) => send(namesrv, out, &args).await,
         Command::Consume(args) => crate::consume::consume(admin, out, &args).await,
         Command::Message(MessageCmd::View { msg_id }) => message_view(admin, out, &msg_id).await,
+        Command::Dlq(DlqCmd::List { group, wait_ms }) => {
+            crate::dlq::list(admin, out, &group, Duration::from_millis(wait_ms.max(1))).await
+        }
+        Command::Dlq(DlqCmd::Resend {
+            group,
+            msg_id,
+            wait_ms,
+        }) => {
+            let wait = Duration::from_millis(wait_ms.max(1));
+            crate::dlq::resend(admin, namesrv, out, &group, msg_id.as_deref(), wait).await
+        }
     }
 }
 

@@ -143,6 +143,50 @@ pub async fn consume(
     }
 }
 
+/// Every message of `topic` from each queue's first offset, read until every queue has been
+/// idle for `wait` (pulls as [`READER_GROUP`]: nothing is committed).
+pub async fn read_all(
+    admin: &ringmq_client::admin::Admin,
+    topic: &str,
+    wait: Duration,
+) -> anyhow::Result<Vec<MessageExt>> {
+    let core = Arc::clone(admin.core());
+    let queues = admin
+        .topic_queues(topic)
+        .await
+        .with_context(|| format!("reading the queues of topic {topic}"))?;
+    let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL_MESSAGES);
+    let mut tasks = Vec::with_capacity(queues.len());
+    for mq in queues {
+        let offset = queue_start(&core, None, &mq, From::First)
+            .await
+            .with_context(|| format!("start offset of {}:{}", mq.broker_name, mq.queue_id))?;
+        let puller = QueuePuller::new(
+            Arc::clone(&core),
+            READER_GROUP,
+            mq,
+            Subscription::new(topic, "*"),
+            offset,
+        )
+        .with_suspend_timeout(wait);
+        tasks.push(tokio::spawn(read_queue(puller, tx.clone())));
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Ok(m) => all.push(m),
+            Err(e) => {
+                for task in &tasks {
+                    task.abort();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(all)
+}
+
 /// One message on one line: where it is, its ids, tags, keys, born time and body.
 fn message_line(m: &MessageExt) -> String {
     format!(

@@ -8,6 +8,7 @@
 
 mod commands;
 mod consume;
+mod dlq;
 mod table;
 mod timefmt;
 
@@ -61,6 +62,35 @@ pub enum Command {
     /// Messages by id.
     #[command(subcommand)]
     Message(MessageCmd),
+    /// A consumer group's dead letters (%DLQ%<group>): list them, send them back.
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+}
+
+/// `ringmq dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCmd {
+    /// Every dead letter of the group: msg id, the topic it came from, how often it was
+    /// redelivered, tags, keys, when it was stored, body.
+    List {
+        /// Consumer group.
+        group: String,
+        /// Stop reading once every queue has been idle this long.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+    },
+    /// Send copies of the group's dead letters (or of one, --msg-id) back to the topics they
+    /// came from, with their body, tags, keys, properties and msg id; the dead letters stay.
+    Resend {
+        /// Consumer group.
+        group: String,
+        /// Only the dead letter with this msg id (or offset msg id).
+        #[arg(long, value_name = "ID")]
+        msg_id: Option<String>,
+        /// Stop reading once every queue has been idle this long.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+    },
 }
 
 /// `ringmq topic ...`

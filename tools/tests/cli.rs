@@ -86,6 +86,9 @@ fn help_of_every_command_exits_zero_and_explains_it() {
         &["consume"],
         &["message"],
         &["message", "view"],
+        &["dlq"],
+        &["dlq", "list"],
+        &["dlq", "resend"],
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_ringmq"))
@@ -419,4 +422,96 @@ fn namesrv_addr_comes_from_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&broker.broker_addr));
+}
+
+#[test]
+fn dlq_list_shows_a_dead_letter_and_resend_sends_it_back_to_its_topic() {
+    use ringmq_client::protocol::codes::{request_code, response_code};
+    use ringmq_client::protocol::message::msg_id::decode_offset_msg_id;
+
+    let broker = Broker::start();
+    create_topic(&broker, "DlqSource", "1");
+    let sent = send(&broker, "DlqSource", "poison", "1");
+    let offset_msg_id = sent[0]["offset_msg_id"].as_str().unwrap();
+    let (_, physical_offset) = decode_offset_msg_id(offset_msg_id).unwrap();
+    // A consumer gives up on it: delay level -1 sends it straight to %DLQ%DlqGroup.
+    let mut client = ringmq_testkit::TestClient::connect(broker.broker_addr.parse().unwrap());
+    let back = client.call(ringmq_testkit::request(
+        request_code::CONSUMER_SEND_MSG_BACK,
+        &[
+            ("offset", &physical_offset.to_string()),
+            ("group", "DlqGroup"),
+            ("delayLevel", "-1"),
+            ("originTopic", "DlqSource"),
+            ("maxReconsumeTimes", "16"),
+        ],
+    ));
+    assert_eq!(back.code, response_code::SUCCESS, "{:?}", back.remark);
+
+    // The DLQ topic's route is registered with its first message; list once it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters = json(&broker, &["dlq", "list", "DlqGroup", "--wait-ms", "300"]);
+        if !letters.as_array().unwrap().is_empty() || std::time::Instant::now() > deadline {
+            break letters;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["original_topic"], "DlqSource");
+    assert_eq!(letters[0]["body"], "poison");
+    let text = ok(&broker, &["dlq", "list", "DlqGroup", "--wait-ms", "300"]);
+    assert!(
+        text.contains("1 dead letter(s)") && text.contains("DlqSource"),
+        "{text}"
+    );
+
+    let missing = ringmq(&broker, &["dlq", "resend", "DlqGroup", "--msg-id", "NOPE"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no dead letter of group DlqGroup"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let resent = json(&broker, &["dlq", "resend", "DlqGroup", "--wait-ms", "300"]);
+    let resent = resent.as_array().unwrap();
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert_eq!(resent[0]["topic"], "DlqSource");
+    let msgs = json(
+        &broker,
+        &[
+            "consume",
+            "DlqSource",
+            "--from",
+            "first",
+            "--wait-ms",
+            "500",
+        ],
+    );
+    let bodies: Vec<&Value> = msgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["body"])
+        .collect();
+    assert_eq!(
+        bodies,
+        ["poison", "poison"],
+        "the original and the resent copy"
+    );
+    // The dead letter stays; a group without dead letters has none.
+    assert_eq!(
+        json(&broker, &["dlq", "list", "DlqGroup", "--wait-ms", "300"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        json(&broker, &["dlq", "list", "NoSuchGroup", "--wait-ms", "300"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
