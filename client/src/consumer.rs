@@ -26,8 +26,7 @@ use crate::api;
 use crate::core::{now_ms, ClientCore};
 use crate::error::{ClientError, Result};
 
-/// Prefix of a group's retry topic: `%RETRY%<group>`.
-pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+pub use crate::message::RETRY_GROUP_TOPIC_PREFIX;
 
 /// The retry topic of `group`.
 pub fn retry_topic(group: &str) -> String {

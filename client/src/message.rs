@@ -21,6 +21,9 @@ use ringmq_protocol::message::{iter_records, Properties, RecordView};
 
 use crate::error::{ClientError, Result};
 
+/// Prefix of a group's retry topic: `%RETRY%<group>`.
+pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+
 /// Separator of several keys in the `KEYS` property.
 pub const KEY_SEPARATOR: &str = " ";
 
@@ -266,10 +269,7 @@ pub fn decode_pull_body(body: &[u8], mq: &MessageQueue, tags: &[String]) -> Vec<
         }
         // A message pulled from %RETRY%group is shown under its original topic.
         if let Some(original) = msg.property(keys::RETRY_TOPIC).map(str::to_owned) {
-            if msg
-                .topic
-                .starts_with(crate::consumer::RETRY_GROUP_TOPIC_PREFIX)
-            {
+            if msg.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
                 msg.topic = original;
             }
         }

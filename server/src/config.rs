@@ -395,7 +395,7 @@ impl BrokerConfig {
                 "slaveReadEnable" => self.slave_read_enable = parse_java_bool(value),
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio =
-                        crate::runtime_config::parse_ratio_percent(value).map_err(bad)?
+                        parse_ratio_percent(value).map_err(bad)?
                 }
                 "whichBrokerWhenConsumeSlowly" => {
                     self.which_broker_when_consume_slowly =
@@ -717,6 +717,15 @@ impl BrokerConfig {
 
 fn hours_to_duration(hours: u64) -> Duration {
     Duration::from_secs(hours.saturating_mul(3600))
+}
+
+/// Checks a percentage of RAM for the page-cache rule (broker.conf and UPDATE_BROKER_CONFIG
+/// share it).
+pub fn parse_ratio_percent(value: &str) -> Result<u64, &'static str> {
+    match value.trim().parse::<u64>() {
+        Ok(percent) if percent <= 100 => Ok(percent),
+        _ => Err("expected a whole percentage from 0 to 100"),
+    }
 }
 
 fn split_namesrv_list(list: &str) -> Vec<String> {

@@ -49,14 +49,6 @@ pub enum UpdateError {
     Empty,
 }
 
-/// Checks a percentage of RAM for the page-cache rule (config and runtime share it).
-pub fn parse_ratio_percent(value: &str) -> Result<u64, &'static str> {
-    match value.trim().parse::<u64>() {
-        Ok(percent) if percent <= 100 => Ok(percent),
-        _ => Err("expected a whole percentage from 0 to 100"),
-    }
-}
-
 /// Parses a `java.util.Properties` text (`key=value` or `key: value` lines, `#`/`!`
 /// comments) into changes; every key must be changeable and every value valid.
 pub fn parse_update(text: &str) -> Result<Vec<Change>, UpdateError> {
@@ -81,9 +73,9 @@ pub fn parse_update(text: &str) -> Result<Vec<Change>, UpdateError> {
                 "false" => Change::SlaveReadEnable(false),
                 _ => return Err(bad("expected true or false")),
             },
-            ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO => {
-                Change::AccessMessageInMemoryMaxRatio(parse_ratio_percent(value).map_err(bad)?)
-            }
+            ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO => Change::AccessMessageInMemoryMaxRatio(
+                crate::config::parse_ratio_percent(value).map_err(bad)?,
+            ),
             WHICH_BROKER_WHEN_CONSUME_SLOWLY => match value.parse::<i64>() {
                 Ok(id) if id >= 0 => Change::WhichBrokerWhenConsumeSlowly(id),
                 _ => return Err(bad("expected a broker id (0 or more)")),

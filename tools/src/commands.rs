@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use ringmq_client::admin::{Admin, QueueProgress, ResetTarget, TopicSpec};
-use ringmq_client::{ClientError, Message, MessageExt, Producer, ProducerConfig};
+use ringmq_client::{ClientError, Message, Producer, ProducerConfig};
 use serde_json::{json, Value};
 
+use crate::output::{message_json, Out};
 use crate::table::Table;
 use crate::timefmt::{format_ms, now_ms, parse_time};
 use crate::{
@@ -18,48 +19,10 @@ use crate::{
     TopicCmd, TopicSpecArgs,
 };
 
-/// Where output goes: tables, or JSON.
-#[derive(Debug, Clone, Copy)]
-pub struct Out {
-    json: bool,
-}
-
-impl Out {
-    /// Is the output JSON?
-    pub fn is_json(self) -> bool {
-        self.json
-    }
-
-    /// Prints `value` as JSON, or `human` as it is.
-    pub fn emit(self, value: &Value, human: impl FnOnce() -> String) -> anyhow::Result<()> {
-        if self.json {
-            let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
-            write_stdout(&(text + "\n"))
-        } else {
-            write_stdout(&human())
-        }
-    }
-}
-
-/// Writes to stdout; a closed pipe (`ringmq ... | head`) is not an error.
-pub fn write_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing to stdout"))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin = Admin::connect(&cli.namesrv);
-    let out = Out { json: cli.json };
+    let out = Out::new(cli.json);
     let result = dispatch(&admin, &cli.namesrv, out, cli.command).await;
     admin.shutdown().await;
     result
@@ -615,29 +578,6 @@ async fn send(namesrv: &str, out: Out, args: &SendArgs) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// A message as JSON (body as UTF-8 text, lossy).
-pub fn message_json(m: &MessageExt) -> Value {
-    let properties: BTreeMap<&str, &str> = m.properties.iter().collect();
-    json!({
-        "topic": m.topic,
-        "broker": m.broker_name,
-        "queue": m.queue_id,
-        "queue_offset": m.queue_offset,
-        "msg_id": m.msg_id(),
-        "offset_msg_id": m.offset_msg_id,
-        "tags": m.tags(),
-        "keys": m.keys(),
-        "born_timestamp": m.born_timestamp,
-        "born_host": m.born_host.to_string(),
-        "store_timestamp": m.store_timestamp,
-        "store_host": m.store_host.to_string(),
-        "reconsume_times": m.reconsume_times,
-        "commit_log_offset": m.commit_log_offset,
-        "properties": properties,
-        "body": String::from_utf8_lossy(&m.body),
-    })
 }
 
 async fn message_view(admin: &Admin, out: Out, msg_id: &str) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ use ringmq_client::{
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::commands::{message_json, write_stdout, Out};
+use crate::output::{message_json, write_stdout, Out};
 use crate::timefmt::{format_ms, now_ms, parse_time};
 use crate::ConsumeArgs;
 

@@ -12,8 +12,8 @@ use ringmq_client::protocol::message::properties::keys;
 use ringmq_client::{Message, MessageExt, Producer, ProducerConfig};
 use serde_json::json;
 
-use crate::commands::{message_json, Out};
 use crate::consume::{printable, read_all};
+use crate::output::{message_json, Out};
 use crate::table::Table;
 use crate::timefmt::format_ms;
 

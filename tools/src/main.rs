@@ -9,6 +9,7 @@
 mod commands;
 mod consume;
 mod dlq;
+mod output;
 mod table;
 mod timefmt;
 
