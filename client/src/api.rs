@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringmq_protocol::body::{ConsumerListBody, JsonBody, MessageQueue};
+use ringmq_protocol::body::{
+    ConsumerListBody, JsonBody, LockBatchRequestBody, LockBatchResponseBody, MessageQueue,
+    UnlockBatchRequestBody,
+};
 use ringmq_protocol::codes::{request_code, response_code};
 use ringmq_protocol::command::RemotingCommand;
 use ringmq_protocol::ext::CommandHeader;
@@ -322,4 +325,53 @@ pub async fn view_message(core: &ClientCore, msg_id: &str) -> Result<MessageExt>
     let view = ringmq_protocol::message::view_record(&response.body)?;
     // The broker name is not in the record; the store address stands in for it.
     MessageExt::from_record(&view, &addr)
+}
+
+/// LOCK_BATCH_MQ to the master of the queues' broker (all of `queues` on one broker): the
+/// queues this client now holds for `group` (orderly consumption).
+pub async fn lock_batch(
+    core: &ClientCore,
+    group: &str,
+    queues: &[MessageQueue],
+) -> Result<Vec<MessageQueue>> {
+    let Some(first) = queues.first() else {
+        return Ok(Vec::new());
+    };
+    let addr = master_addr(core, first).await?;
+    let body = LockBatchRequestBody {
+        consumer_group: group.to_owned(),
+        client_id: core.client_id.clone(),
+        only_this_broker: false,
+        mq_set: queues.iter().cloned().collect(),
+    };
+    let request = RemotingCommand::request(request_code::LOCK_BATCH_MQ, Default::default())
+        .with_body(body.encode()?);
+    let response = core
+        .remoting
+        .invoke_ok(&addr, request, core.config.rpc_timeout)
+        .await?;
+    Ok(LockBatchResponseBody::decode(&response.body)?
+        .lock_ok_mq_set
+        .into_iter()
+        .collect())
+}
+
+/// UNLOCK_BATCH_MQ to the master of the queues' broker (all of `queues` on one broker).
+pub async fn unlock_batch(core: &ClientCore, group: &str, queues: &[MessageQueue]) -> Result<()> {
+    let Some(first) = queues.first() else {
+        return Ok(());
+    };
+    let addr = master_addr(core, first).await?;
+    let body = UnlockBatchRequestBody {
+        consumer_group: group.to_owned(),
+        client_id: core.client_id.clone(),
+        only_this_broker: false,
+        mq_set: queues.iter().cloned().collect(),
+    };
+    let request = RemotingCommand::request(request_code::UNLOCK_BATCH_MQ, Default::default())
+        .with_body(body.encode()?);
+    core.remoting
+        .invoke_ok(&addr, request, core.config.rpc_timeout)
+        .await
+        .map(|_| ())
 }

@@ -52,6 +52,10 @@ use crate::message::{Message, MessageExt};
 use crate::producer::{Producer, ProducerConfig};
 use crate::puller::{PullCommit, PullFlavor, Pulled, QueuePuller};
 
+/// How often an orderly member renews its queue locks (Java's 20 s; the broker's locks live
+/// 60 s).
+const LOCK_RENEW_INTERVAL: Duration = Duration::from_secs(20);
+
 /// What the listener says about a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeStatus {
@@ -118,6 +122,15 @@ pub struct PushConsumerConfig {
     pub post_subscription_when_pull: bool,
     /// Base directory of the broadcasting offset file (default `~/.rocketmq_offsets`).
     pub offset_store_dir: Option<PathBuf>,
+    /// Orderly consumption (Java's `MessageListenerOrderly`): in clustering, a queue is
+    /// consumed only while this member holds its lock on the broker (LOCK_BATCH_MQ, renewed
+    /// every 20 s), one batch at a time in queue order; a batch the listener answers
+    /// [`ConsumeStatus::ReconsumeLater`] is retried in place after
+    /// `suspend_current_queue` (Java's SUSPEND_CURRENT_QUEUE_A_MOMENT), and after
+    /// `max_reconsume_times` failures moved to the group's DLQ. Default false.
+    pub orderly: bool,
+    /// Orderly: how long a queue pauses after a failed batch. Default 1 s.
+    pub suspend_current_queue: Duration,
 }
 
 impl PushConsumerConfig {
@@ -143,6 +156,8 @@ impl PushConsumerConfig {
             shutdown_timeout: Duration::from_secs(10),
             post_subscription_when_pull: false,
             offset_store_dir: None,
+            orderly: false,
+            suspend_current_queue: Duration::from_secs(1),
         }
     }
 }
@@ -153,6 +168,19 @@ struct ProcessQueue {
     in_flight: Mutex<InFlight>,
     dropped: AtomicBool,
     pull_task: Mutex<Option<JoinHandle<()>>>,
+    /// Orderly: the pulled messages not yet consumed, in queue order.
+    orderly: Mutex<OrderlyBuffer>,
+    /// Orderly: held for each listener call, so a queue given up waits for the call running
+    /// on it before its lock is released.
+    consuming: tokio::sync::Mutex<()>,
+}
+
+/// Orderly consumption's per-queue buffer.
+#[derive(Debug, Default)]
+struct OrderlyBuffer {
+    messages: std::collections::VecDeque<MessageExt>,
+    /// A task is draining `messages`.
+    draining: bool,
 }
 
 impl ProcessQueue {
@@ -331,6 +359,21 @@ impl PushConsumer {
         Inner::rebalance(inner).await;
         let weak = Arc::downgrade(inner);
         inner.core.add_task(tokio::spawn(rebalance_loop(weak)));
+        if inner.locks_queues() {
+            let weak = Arc::downgrade(inner);
+            inner.core.add_task(tokio::spawn(periodic(
+                Arc::downgrade(&inner.core),
+                LOCK_RENEW_INTERVAL,
+                move |_core| {
+                    let weak = weak.clone();
+                    async move {
+                        if let Some(inner) = weak.upgrade() {
+                            inner.renew_locks().await;
+                        }
+                    }
+                },
+            )));
+        }
         let weak_core = Arc::downgrade(&inner.core);
         let weak = Arc::downgrade(inner);
         inner.core.add_task(tokio::spawn(periodic(
@@ -487,18 +530,24 @@ impl Inner {
             Err(_) => return,
         };
         for (mq, pq) in removed {
-            pq.drop_queue();
-            // Commit what was consumed before letting the queue go (awaited, so the next
-            // owner starts from it).
-            if let Err(e) = store.persist(&self.core, &mq, false).await {
-                tracing::debug!(queue = ?mq, error = %e, "offset commit on queue removal failed");
-            }
-            store.remove(&mq);
-            if let Ok(mut queues) = self.queues.lock() {
-                queues.remove(&mq);
-            }
+            self.give_up_queue(&store, &mq, &pq).await;
             tracing::debug!(queue = ?mq, "queue removed by rebalance");
         }
+        let assigned = if self.locks_queues() {
+            let new: Vec<MessageQueue> = assigned
+                .into_iter()
+                .filter(|mq| {
+                    !self
+                        .queues
+                        .lock()
+                        .map(|q| q.contains_key(mq))
+                        .unwrap_or(true)
+                })
+                .collect();
+            self.lock_queues(&new).await
+        } else {
+            assigned
+        };
         for mq in assigned {
             let present = self
                 .queues
@@ -528,6 +577,82 @@ impl Inner {
                 queues.insert(mq.clone(), pq);
             }
             tracing::debug!(queue = ?mq, start, "queue added by rebalance");
+        }
+    }
+
+    /// Orderly consumption in clustering locks its queues on the broker.
+    fn locks_queues(&self) -> bool {
+        self.config.orderly && self.config.model == MessageModel::Clustering
+    }
+
+    /// Orderly: locks `queues` (grouped by broker) and returns those this member now holds.
+    async fn lock_queues(&self, queues: &[MessageQueue]) -> Vec<MessageQueue> {
+        let mut by_broker: BTreeMap<&str, Vec<MessageQueue>> = BTreeMap::new();
+        for mq in queues {
+            by_broker
+                .entry(mq.broker_name.as_str())
+                .or_default()
+                .push(mq.clone());
+        }
+        let mut held = Vec::new();
+        for (broker, queues) in by_broker {
+            match api::lock_batch(&self.core, &self.config.group, &queues).await {
+                Ok(locked) => held.extend(locked),
+                Err(e) => tracing::debug!(%broker, error = %e, "locking queues failed"),
+            }
+        }
+        held
+    }
+
+    /// Stops a queue: no more pulls, its offset committed (awaited, so the next owner starts
+    /// from it), and, orderly, its lock released once the listener call running on it ends.
+    async fn give_up_queue(&self, store: &OffsetStore, mq: &MessageQueue, pq: &ProcessQueue) {
+        pq.drop_queue();
+        if let Err(e) = store.persist(&self.core, mq, false).await {
+            tracing::debug!(queue = ?mq, error = %e, "offset commit on queue removal failed");
+        }
+        store.remove(mq);
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.remove(mq);
+        }
+        if self.locks_queues() {
+            let running = tokio::time::timeout(Duration::from_secs(1), pq.consuming.lock()).await;
+            if running.is_err() {
+                tracing::warn!(queue = ?mq, "a listener call still runs on a queue given up; its lock is released anyway");
+            }
+            if let Err(e) =
+                api::unlock_batch(&self.core, &self.config.group, std::slice::from_ref(mq)).await
+            {
+                tracing::debug!(queue = ?mq, error = %e, "unlocking a queue failed (it lapses on the broker)");
+            }
+        }
+    }
+
+    /// Orderly: renews the locks of every held queue; a queue whose lock another member now
+    /// holds is given up, and a rebalance looks for work again.
+    async fn renew_locks(self: &Arc<Self>) {
+        if !self.locks_queues() || self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let held: Vec<MessageQueue> = match self.queues.lock() {
+            Ok(q) => q.keys().cloned().collect(),
+            Err(_) => return,
+        };
+        let renewed = self.lock_queues(&held).await;
+        let Some(store) = self.offsets() else {
+            return;
+        };
+        let mut lost = false;
+        for mq in held.iter().filter(|mq| !renewed.contains(mq)) {
+            let pq = self.queues.lock().ok().and_then(|q| q.get(mq).cloned());
+            if let Some(pq) = pq {
+                tracing::warn!(queue = ?mq, "queue lock lost; consumption of the queue stops");
+                self.give_up_queue(&store, mq, &pq).await;
+                lost = true;
+            }
+        }
+        if lost {
+            self.rebalance_wakeup.notify_one();
         }
     }
 
@@ -677,6 +802,23 @@ fn dispatch(inner: &Arc<Inner>, mq: &MessageQueue, pq: &Arc<ProcessQueue>, msgs:
     if let Ok(mut f) = pq.in_flight.lock() {
         f.add(msgs.iter().map(|m| (m.queue_offset, m.body.len())));
     }
+    if inner.config.orderly {
+        let start = match pq.orderly.lock() {
+            Ok(mut buffer) => {
+                buffer.messages.extend(msgs);
+                !std::mem::replace(&mut buffer.draining, true)
+            }
+            Err(_) => false,
+        };
+        if start {
+            tokio::spawn(consume_orderly(
+                Arc::clone(inner),
+                mq.clone(),
+                Arc::clone(pq),
+            ));
+        }
+        return;
+    }
     let batch = inner.config.consume_batch_size.max(1);
     let mut msgs = msgs.into_iter().peekable();
     while msgs.peek().is_some() {
@@ -759,4 +901,84 @@ fn consume(
             });
         }
     })
+}
+
+/// Orderly: consumes the queue's buffer one batch at a time, in queue order, until it is
+/// empty or the queue is given up. A failed batch is retried in place after
+/// `suspend_current_queue`; past `max_reconsume_times` failures its messages go to the DLQ.
+async fn consume_orderly(inner: Arc<Inner>, mq: MessageQueue, pq: Arc<ProcessQueue>) {
+    let batch_size = inner.config.consume_batch_size.max(1);
+    let mut failures = 0;
+    loop {
+        let batch: Vec<MessageExt> = {
+            let Ok(mut buffer) = pq.orderly.lock() else {
+                return;
+            };
+            if buffer.messages.is_empty()
+                || pq.is_dropped()
+                || inner.stopping.load(Ordering::Acquire)
+            {
+                buffer.draining = false;
+                return;
+            }
+            buffer.messages.iter().take(batch_size).cloned().collect()
+        };
+        let consuming = pq.consuming.lock().await;
+        let Ok(permit) = Arc::clone(&inner.consume_permits).acquire_owned().await else {
+            return;
+        };
+        if pq.is_dropped() {
+            // Left in flight: the committed offset stays below it, so it is delivered again.
+            if let Ok(mut buffer) = pq.orderly.lock() {
+                buffer.draining = false;
+            }
+            return;
+        }
+        let listener = Arc::clone(&inner.listener);
+        let msgs = Arc::new(batch);
+        let for_listener = Arc::clone(&msgs);
+        let status =
+            match tokio::task::spawn_blocking(move || listener.consume(&for_listener)).await {
+                Ok(status) => status,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listener panicked; the batch will be retried");
+                    ConsumeStatus::ReconsumeLater
+                }
+            };
+        drop(permit);
+        drop(consuming);
+        let settled = match status {
+            ConsumeStatus::Success => true,
+            ConsumeStatus::ReconsumeLater if failures >= inner.config.max_reconsume_times => {
+                // Java's orderly consumer gives up the same way: to the DLQ, then on.
+                let mut all_moved = true;
+                for msg in msgs.iter() {
+                    if let Err(e) =
+                        api::send_back(&inner.core, msg, &inner.config.group, -1, 0).await
+                    {
+                        tracing::warn!(error = %e, msg_id = msg.msg_id(), "moving a message to the DLQ failed; retrying the batch");
+                        all_moved = false;
+                        break;
+                    }
+                }
+                all_moved
+            }
+            ConsumeStatus::ReconsumeLater => false,
+        };
+        if settled {
+            failures = 0;
+            if let Ok(mut buffer) = pq.orderly.lock() {
+                let consumed = msgs.len().min(buffer.messages.len());
+                buffer.messages.drain(..consumed);
+            }
+            let done: Vec<i64> = msgs.iter().map(|m| m.queue_offset).collect();
+            let commit = pq.in_flight.lock().ok().and_then(|mut f| f.remove(done));
+            if let (Some(offset), Some(store)) = (commit, inner.offsets()) {
+                store.update(&mq, offset, true);
+            }
+        } else {
+            failures += 1;
+            tokio::time::sleep(inner.config.suspend_current_queue).await;
+        }
+    }
 }
