@@ -28,6 +28,11 @@ use crate::produce::{ProduceOptions, Producers};
 use crate::pull::{Consumers, PullOptions, StartAt};
 use crate::recorder::{human_us, now_unix_us, Recorder, Report};
 
+/// The same allocator as the broker's (docs/decisions.md, "The allocator"): the load
+/// generator's CPU per message is part of what a run measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load generator for RocketMQ-compatible brokers, with HdrHistogram latency percentiles.
 ///
 /// Prints a progress line every second on stderr and a final table on stdout; `--json FILE`

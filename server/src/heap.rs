@@ -1,38 +1,22 @@
-//! The process heap (glibc malloc): memory freed after a burst goes back to the OS.
+//! The process heap: mimalloc, and memory freed after a burst goes back to the OS.
 //!
-//! glibc keeps freed memory for reuse. Two of its habits hold a burst's memory for good: its
-//! mmap threshold rises to the size of the largest block freed (so after one 4 MiB pull
-//! body, later bodies come from the heap instead of their own mappings), and the heap's
-//! free pages are only returned from its top. So: the threshold is fixed at
-//! [`MMAP_THRESHOLD_BYTES`] (bodies above it are mapped and unmapped on free), and a shard
-//! that sees no pull memory in use trims the heap ([`trim_when_idle`]).
+//! The broker binary's global allocator is mimalloc (`main.rs`; why: docs/decisions.md, "The
+//! allocator"). mimalloc gives freed pages back to its arenas and purges them (MADV_DONTNEED)
+//! only after a delay, and only when some thread calls into the allocator again: after a burst
+//! of big pull bodies, an idle broker would keep them. So a shard that sees pull memory was in
+//! use since its last look and none is now forces a collection ([`trim_when_idle`]), which
+//! purges every arena at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::memory::MemoryBudget;
 
-/// Blocks at least this big get a mapping of their own, returned to the OS when freed.
-pub const MMAP_THRESHOLD_BYTES: i32 = 1 << 20;
-
-/// How often an idle broker trims its heap.
+/// How often an idle broker looks whether to return its free memory.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Fixes glibc's mmap threshold (call once, first thing in `main`). Elsewhere: nothing.
-pub fn tune() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only sets an allocator parameter; it is called before any other
-        // thread exists, and a refused value leaves the default in place.
-        let accepted = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) };
-        if accepted != 1 {
-            tracing::warn!("the allocator refused a fixed mmap threshold; memory freed after a burst may stay with the process");
-        }
-    }
-}
-
 /// Every [`TRIM_INTERVAL`], if pulls held memory since the last look and hold none now,
-/// returns the heap's free pages to the OS. Runs on one shard, forever.
+/// returns the allocator's free pages to the OS. Runs on one shard, forever.
 pub async fn trim_when_idle(memory: Arc<MemoryBudget>) {
     let mut busy_since_trim = false;
     loop {
@@ -45,12 +29,12 @@ pub async fn trim_when_idle(memory: Arc<MemoryBudget>) {
     }
 }
 
-fn trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only releases free memory of the allocator's own arenas;
-        // it takes the arenas' locks itself.
-        let released = unsafe { libc::malloc_trim(0) };
-        tracing::debug!(released = released != 0, "heap trimmed after a burst");
-    }
+/// Returns the free memory of mimalloc's arenas (and of the calling thread's heap) to the OS.
+/// In a process whose global allocator is another one, it only collects mimalloc's unused
+/// heap: harmless.
+pub fn trim() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time;
+    // with `force` it frees the thread's empty pages and purges the arenas' free memory.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    tracing::debug!("heap collected after a burst");
 }

@@ -26,8 +26,12 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 /// it parks: short bursts of hops then cost no wake-up (design.md §3).
 const INBOX_SPIN_TURNS: usize = 64;
 
+/// The process heap is mimalloc (docs/decisions.md, "The allocator"); `heap::trim_when_idle`
+/// returns its free memory to the OS after bursts.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
-    ringmq_server::heap::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
