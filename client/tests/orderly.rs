@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringmq_client::admin::TopicSpec;
 use ringmq_client::{
     Admin, ConsumeFrom, ConsumeStatus, Message, MessageExt, Producer, ProducerConfig, PushConsumer,
     PushConsumerConfig, QueueSelector,
@@ -91,24 +90,7 @@ async fn orderly_members_split_the_queues_and_consume_each_in_order() {
     let broker = support::start_broker(&[]);
     let ns = broker.namesrv_addr.unwrap().to_string();
     let admin = Admin::connect(&ns);
-    let cluster = admin
-        .cluster_info()
-        .await
-        .unwrap()
-        .cluster_addr_table
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    admin
-        .create_topic(&cluster, &TopicSpec::new(TOPIC, KEYS as i32))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.topic_route(TOPIC).await.is_err() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::create_routed_topic(&admin, TOPIC, KEYS as i32).await;
     let producer = Producer::start(ProducerConfig::new(&ns, "orderly_producer"))
         .await
         .unwrap();

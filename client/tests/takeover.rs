@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ringmq_client::admin::TopicSpec;
 use ringmq_client::core::now_ms;
 use ringmq_client::{Admin, Message, Producer, ProducerConfig};
 
@@ -88,24 +87,7 @@ async fn a_member_killed_with_sigkill_has_its_queues_taken_over_and_no_message_i
     let bin = member_binary();
     let ns = broker.namesrv_addr.unwrap().to_string();
     let admin = Admin::connect(&ns);
-    let cluster = admin
-        .cluster_info()
-        .await
-        .unwrap()
-        .cluster_addr_table
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    admin
-        .create_topic(&cluster, &TopicSpec::new("Takeover", 8))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.topic_route("Takeover").await.is_err() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::create_routed_topic(&admin, "Takeover", 8).await;
 
     let (tx, rx) = mpsc::channel::<Line>();
     let mut members: Vec<Member> = (0..3)

@@ -3,19 +3,13 @@ package org.ringmq.compat;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.BufferedReader;
-import java.io.File;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.text.SimpleDateFormat;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Date;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
@@ -125,39 +119,16 @@ class ClusteringConsumerTest extends BrokerTest {
         String topic = Clients.unique("kill");
         String group = Clients.unique("gkill");
         send(topic, "warm", 1);
-        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-        List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path")));
-        for (String p : List.of("rocketmq.client.rebalance.waitInterval", "rocketmq.client.logRoot",
-            "rocketmq.client.logLevel", "compat.profile")) {
-            if (System.getProperty(p) != null) {
-                cmd.add("-D" + p + "=" + System.getProperty(p));
-            }
-        }
-        cmd.addAll(List.of(MemberMain.class.getName(), namesrv(), topic, group));
-        Process other = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        AtomicInteger otherHeld = new AtomicInteger(-1);
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    if (line.startsWith("queues ")) {
-                        otherHeld.set(Integer.parseInt(line.substring(7).trim()));
-                    }
-                }
-            } catch (Exception ignored) {
-                // process gone
-            }
-        });
-        reader.setDaemon(true);
-        reader.start();
+        MemberProcess member = MemberProcess.start(namesrv(), topic, group, false);
+        Process other = member.process;
         Collector survivor = new Collector();
         DefaultMQPushConsumer c = null;
         try {
             c = start(group, topic, "*", survivor, ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
             DefaultMQPushConsumer cc = c;
-            assertTrue(Clients.await(Duration.ofSeconds(40), () -> held(cc).size() == 2 && otherHeld.get() == 2),
-                "split before the kill: survivor " + held(c) + ", other " + otherHeld.get());
-            other.destroyForcibly(); // SIGKILL: no unregister, the socket just closes
+            assertTrue(Clients.await(Duration.ofSeconds(40), () -> held(cc).size() == 2 && member.held() == 2),
+                "split before the kill: survivor " + held(c) + ", other " + member.held());
+            member.kill();
             assertTrue(other.waitFor(10, TimeUnit.SECONDS));
             assertEquals(137, other.exitValue(), "killed by SIGKILL");
             assertTrue(Clients.await(Duration.ofSeconds(30), () -> held(cc).size() == 4),
@@ -165,7 +136,7 @@ class ClusteringConsumerTest extends BrokerTest {
             Set<String> sent = send(topic, "after-kill", 40);
             assertTrue(survivor.awaitBodies(sent, Duration.ofSeconds(30)), "survivor got " + survivor.size());
         } finally {
-            other.destroyForcibly();
+            member.close();
             if (c != null) {
                 c.shutdown();
             }

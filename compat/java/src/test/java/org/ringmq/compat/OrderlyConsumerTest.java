@@ -93,33 +93,7 @@ class OrderlyConsumerTest extends BrokerTest {
             for (int key = 0; key < keys; key++) {
                 producer.send(new Message(topic, (key + ":0").getBytes(StandardCharsets.UTF_8)), byKey, key);
             }
-            String javaBin = System.getProperty("java.home") + java.io.File.separator + "bin"
-                + java.io.File.separator + "java";
-            List<String> cmd = new ArrayList<>(List.of(javaBin, "-cp", System.getProperty("java.class.path")));
-            for (String p : List.of("rocketmq.client.rebalance.waitInterval", "rocketmq.client.logRoot",
-                "rocketmq.client.logLevel", "compat.profile")) {
-                if (System.getProperty(p) != null) {
-                    cmd.add("-D" + p + "=" + System.getProperty(p));
-                }
-            }
-            cmd.addAll(List.of(MemberMain.class.getName(), namesrv(), topic, group, "orderly"));
-            Process other = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-            java.util.concurrent.atomic.AtomicInteger otherHeld = new java.util.concurrent.atomic.AtomicInteger(-1);
-            Thread reader = new Thread(() -> {
-                try (var r = new java.io.BufferedReader(new java.io.InputStreamReader(
-                        other.getInputStream(), StandardCharsets.UTF_8))) {
-                    String line;
-                    while ((line = r.readLine()) != null) {
-                        if (line.startsWith("queues ")) {
-                            otherHeld.set(Integer.parseInt(line.substring(7).trim()));
-                        }
-                    }
-                } catch (Exception ignored) {
-                    // process gone
-                }
-            });
-            reader.setDaemon(true);
-            reader.start();
+            MemberProcess other = MemberProcess.start(namesrv(), topic, group, true);
             Map<Integer, List<Integer>> byQueue = new TreeMap<>();
             DefaultMQPushConsumer survivor = Clients.pushConsumer(namesrv(), group);
             survivor.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
@@ -136,12 +110,12 @@ class OrderlyConsumerTest extends BrokerTest {
             survivor.start();
             try {
                 assertTrue(Clients.await(Duration.ofSeconds(40),
-                    () -> ClusteringConsumerTest.held(survivor).size() == 2 && otherHeld.get() == 2),
+                    () -> ClusteringConsumerTest.held(survivor).size() == 2 && other.held() == 2),
                     "split before the kill: survivor " + ClusteringConsumerTest.held(survivor)
-                        + ", other " + otherHeld.get());
+                        + ", other " + other.held());
                 long killedAt = System.nanoTime();
-                other.destroyForcibly(); // SIGKILL: no unlock, the socket just closes
-                assertTrue(other.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
+                other.kill();
+                assertTrue(other.process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
                 assertTrue(Clients.await(Duration.ofSeconds(40),
                     () -> ClusteringConsumerTest.held(survivor).size() == keys),
                     "survivor takes every queue; holds " + ClusteringConsumerTest.held(survivor));
@@ -171,7 +145,7 @@ class OrderlyConsumerTest extends BrokerTest {
                 }
             } finally {
                 survivor.shutdown();
-                other.destroyForcibly();
+                other.close();
             }
         } finally {
             producer.shutdown();
