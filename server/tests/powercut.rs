@@ -583,7 +583,8 @@ fn a_fresh_store_keeps_its_first_acknowledged_messages() {
 }
 
 /// The consumer offsets file, persisted every 5 s by write-temp-fsync-rename, survives cuts
-/// at random moments around its writes whole, old or new, never newer than committed.
+/// in the middle of its rewrites (the broker killed while its temporary file exists) whole,
+/// old or new, never newer than committed.
 #[test]
 fn consumer_offsets_survive_cuts_during_their_persistence() {
     let test = "consumer_offsets_survive_cuts_during_their_persistence";
@@ -597,6 +598,7 @@ fn consumer_offsets_survive_cuts_during_their_persistence() {
     let started = Instant::now();
     let rounds = 3;
     let mut persisted_seen = 0;
+    let mut kills_mid_write = 0;
     for round in 0..rounds {
         let broker = Broker::start_on_store(store, &run.flags);
         let stored = run.verify(&broker, round);
@@ -623,7 +625,20 @@ fn consumer_offsets_survive_cuts_during_their_persistence() {
                 commits += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            run.send_and_kill(broker, round, Duration::from_millis(50))
+            // Killed while a shard's offsets file is being rewritten (its temporary file
+            // exists), when that moment comes within the bounded wait.
+            let offsets_tmp = |store: &Path| {
+                (0..2).any(|shard| {
+                    store
+                        .join(format!("config/shard-{shard}/consumerOffset.json.tmp"))
+                        .exists()
+                })
+            };
+            let killed = run.send_and_kill_when(broker, round, offsets_tmp);
+            if offsets_tmp(killed.0.path()) {
+                kills_mid_write += 1;
+            }
+            killed
         };
         fs.cut(CutMode::KeepRandomPrefix {
             seed: run.rng.next_u64(),
@@ -637,8 +652,9 @@ fn consumer_offsets_survive_cuts_during_their_persistence() {
     let stored = run.verify(&broker, rounds);
     assert!(missing(&run.baseline, &stored).is_empty(), "seed {seed}");
     report(&format!(
-        "RAN {test}: seed {seed}, {rounds} rounds, offsets found persisted after {persisted_seen} \
-         of the cuts; {:.1} s",
+        "RAN {test}: seed {seed}, {rounds} rounds ({kills_mid_write} killed while an offsets \
+         file's temporary file existed), offsets found persisted after {persisted_seen} of the \
+         cuts; {:.1} s",
         started.elapsed().as_secs_f64()
     ));
 }
