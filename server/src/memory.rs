@@ -21,7 +21,7 @@ use std::task::{Poll, Waker};
 pub struct MemoryBudget {
     capacity_bytes: usize,
     used_bytes: AtomicUsize,
-    /// Bytes granted since the last [`MemoryBudget::take_granted_bytes`] (a burst shows
+    /// Bytes granted since the budget was made, wrapping (a burst shows
     /// here even when it is over before anyone looks at `used_bytes`).
     granted_bytes: AtomicUsize,
     /// Closed: no more permits (the connection it belongs to is gone).
@@ -74,9 +74,10 @@ impl MemoryBudget {
             })
     }
 
-    /// Bytes granted since the last call, and starts counting afresh.
-    pub fn take_granted_bytes(&self) -> usize {
-        self.granted_bytes.swap(0, Ordering::Relaxed)
+    /// Bytes granted since the budget was made (wrapping): a reader that remembers the last
+    /// value it saw learns whether anything was granted since.
+    pub fn granted_total_bytes(&self) -> usize {
+        self.granted_bytes.load(Ordering::Relaxed)
     }
 
     /// Takes `bytes` (at most the whole capacity), waiting until that much is free;

@@ -243,14 +243,14 @@ impl Shard {
             }
         });
         LongPoll::spawn_expiry(&shard.long_poll);
+        // Every shard gives its thread's heap back to the OS after bursts.
+        compio::runtime::spawn(crate::heap::trim_when_idle(Arc::clone(
+            &shard.shared.memory,
+        )))
+        .detach();
         if shard_id == 0 {
-            // Control plane: one shard scans group membership for the whole broker, and
-            // gives the heap back to the OS after bursts.
+            // Control plane: one shard scans group membership for the whole broker.
             compio::runtime::spawn(connections::member_expiry_loop(Rc::downgrade(&shard))).detach();
-            compio::runtime::spawn(crate::heap::trim_when_idle(Arc::clone(
-                &shard.shared.memory,
-            )))
-            .detach();
         }
         compio::runtime::spawn(offsets_loop(Rc::downgrade(&shard))).detach();
         Ok(shard)
