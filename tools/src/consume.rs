@@ -82,19 +82,15 @@ pub async fn consume(
         .with_context(|| format!("reading the queues of topic {}", args.topic))?;
     let subscription = Subscription::new(&args.topic, &args.tag);
     let wait = Duration::from_millis(args.wait_ms.max(1));
-    let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL_MESSAGES);
-    let mut tasks = Vec::with_capacity(queues.len());
-    let group = args.group.as_deref().unwrap_or(READER_GROUP);
-    for mq in queues {
-        let offset = queue_start(&core, args.group.as_deref(), &mq, from)
-            .await
-            .with_context(|| format!("start offset of {}:{}", mq.broker_name, mq.queue_id))?;
-        let puller = QueuePuller::new(Arc::clone(&core), group, mq, subscription.clone(), offset)
-            .with_suspend_timeout(wait);
-        let tx = tx.clone();
-        tasks.push(tokio::spawn(read_queue(puller, tx)));
-    }
-    drop(tx);
+    let (tasks, mut rx) = start_readers(
+        &core,
+        args.group.as_deref(),
+        queues,
+        &subscription,
+        from,
+        wait,
+    )
+    .await?;
 
     let limit = args.count.unwrap_or(usize::MAX);
     let mut printed = Vec::new();
@@ -143,35 +139,47 @@ pub async fn consume(
     }
 }
 
-/// Every message of `topic` from each queue's first offset, read until every queue has been
-/// idle for `wait` (pulls as [`READER_GROUP`]: nothing is committed).
-pub async fn read_all(
-    admin: &ringmq_client::admin::Admin,
-    topic: &str,
+/// Starts one pull loop per queue, each from its start offset (`group`'s committed one only
+/// for [`From::CommittedElseFirst`]), pulling as `group` (else [`READER_GROUP`]) and sending
+/// what it reads to the returned channel until its queue stays idle for `wait`.
+async fn start_readers(
+    core: &Arc<ClientCore>,
+    group: Option<&str>,
+    queues: Vec<MessageQueue>,
+    subscription: &Subscription,
+    from: From,
     wait: Duration,
-) -> anyhow::Result<Vec<MessageExt>> {
-    let core = Arc::clone(admin.core());
-    let queues = admin
-        .topic_queues(topic)
-        .await
-        .with_context(|| format!("reading the queues of topic {topic}"))?;
-    let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL_MESSAGES);
+) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Event>)> {
+    let (tx, rx) = mpsc::channel::<Event>(CHANNEL_MESSAGES);
     let mut tasks = Vec::with_capacity(queues.len());
     for mq in queues {
-        let offset = queue_start(&core, None, &mq, From::First)
+        let offset = queue_start(core, group, &mq, from)
             .await
             .with_context(|| format!("start offset of {}:{}", mq.broker_name, mq.queue_id))?;
         let puller = QueuePuller::new(
-            Arc::clone(&core),
-            READER_GROUP,
+            Arc::clone(core),
+            group.unwrap_or(READER_GROUP),
             mq,
-            Subscription::new(topic, "*"),
+            subscription.clone(),
             offset,
         )
         .with_suspend_timeout(wait);
         tasks.push(tokio::spawn(read_queue(puller, tx.clone())));
     }
-    drop(tx);
+    Ok((tasks, rx))
+}
+
+/// Every message of `queues` (of `topic`) from each queue's first offset, read until every
+/// queue has been idle for `wait` (pulls as [`READER_GROUP`]: nothing is committed).
+pub async fn read_all(
+    admin: &ringmq_client::admin::Admin,
+    topic: &str,
+    queues: Vec<MessageQueue>,
+    wait: Duration,
+) -> anyhow::Result<Vec<MessageExt>> {
+    let subscription = Subscription::new(topic, "*");
+    let (tasks, mut rx) =
+        start_readers(admin.core(), None, queues, &subscription, From::First, wait).await?;
     let mut all = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {

@@ -170,12 +170,12 @@ async fn read_dead_letters(
     wait: Duration,
 ) -> anyhow::Result<Vec<MessageExt>> {
     let topic = dlq_topic(group);
-    if admin.topic_queues(&topic).await.is_err() {
+    let Ok(queues) = admin.topic_queues(&topic).await else {
         // No route: the group never had a dead letter (the broker creates the topic with its
         // first one).
         return Ok(Vec::new());
-    }
-    read_all(admin, &topic, wait).await
+    };
+    read_all(admin, &topic, queues, wait).await
 }
 
 #[cfg(test)]
