@@ -94,6 +94,16 @@ impl SubscriptionGroups {
         self.snapshot().subscription_group_table.get(group).cloned()
     }
 
+    /// Whether `group` may consume: false only for a group whose config switched
+    /// `consumeEnable` off. Called per pull: reads the snapshot, copies nothing.
+    pub fn consume_enabled(&self, group: &str) -> bool {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current
+            .subscription_group_table
+            .get(group)
+            .is_none_or(|config| config.consume_enable)
+    }
+
     /// Creates, with RocketMQ's defaults, the groups of `groups` that have no config; one
     /// write for all of them. Blocking. Returns how many were created.
     pub fn ensure_blocking<'a>(
@@ -235,8 +245,13 @@ mod tests {
         let mut config = SubscriptionGroupConfig::new("G");
         config.consume_enable = false;
         config.retry_max_times = 3;
+        assert!(
+            groups.consume_enabled("G"),
+            "a group without a config consumes"
+        );
         groups.upsert_blocking(config.clone()).unwrap();
         assert_eq!(groups.get("G"), Some(config));
+        assert!(!groups.consume_enabled("G"));
         assert!(groups.delete_blocking("G").unwrap());
         assert!(!groups.delete_blocking("G").unwrap());
         assert!(groups.get("G").is_none());

@@ -61,10 +61,9 @@ pub async fn pull(
             consumer: connection.peer,
         });
     }
-    if shared
+    if !shared
         .subscription_groups
-        .get(&header.consumer_group)
-        .is_some_and(|group| !group.consume_enable)
+        .consume_enabled(&header.consumer_group)
     {
         return Err(Refused::GroupConsumeDisabled {
             group: header.consumer_group,
