@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use ringmq_protocol::message::{
-    peek_record_kind, tags_code, view_record, RecordError, RecordKind, BLANK_RECORD_SIZE,
+    peek_record_kind, queue_tags_code, view_record, RecordError, RecordKind, BLANK_RECORD_SIZE,
 };
 
 use crate::commitlog::{parse_segment_file_name, to_physical, Segment};
@@ -174,7 +174,7 @@ pub fn scan_records(
             queue_id: view.queue_id,
             queue_offset: view.queue_offset,
             sys_flag: view.sys_flag,
-            tags_code: tags_code(view.tags()),
+            tags_code: queue_tags_code(view.topic, |key| view.property(key)),
             store_timestamp: view.store_timestamp,
         });
         pos += total as usize;

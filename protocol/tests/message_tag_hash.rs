@@ -1,10 +1,13 @@
 //! Java `String.hashCode` for tags (protocol.md §4.1) and the sysFlag helpers (§3.3).
 
 use proptest::prelude::*;
+use ringmq_protocol::message::properties;
 use ringmq_protocol::message::sysflag::{
     self, compression, is_compressed, skipped_by_dispatch, CompressionType, TransactionType,
 };
-use ringmq_protocol::message::tag_hash::{java_string_hash, tags_code};
+use ringmq_protocol::message::tag_hash::{
+    java_string_hash, queue_tags_code, tags_code, SCHEDULE_TOPIC, TIMER_TOPIC,
+};
 
 #[test]
 fn protocol_examples_hash_as_in_java() {
@@ -97,6 +100,38 @@ fn flag_constants_match_the_protocol_table() {
     assert_eq!(sysflag::NEED_UNWRAP_FLAG, 0x40);
     assert_eq!(sysflag::INNER_BATCH_FLAG, 0x80);
     assert_eq!(sysflag::COMPRESSION_TYPE_MASK, 0x700);
+}
+
+#[test]
+fn a_parked_copy_is_indexed_by_when_it_is_due_and_every_other_record_by_its_tags() {
+    let mut props = String::new();
+    properties::append(&mut props, "TAGS", "TagA").unwrap();
+    properties::append(&mut props, "SCHEDULE_AT_MS", "1796655385622").unwrap();
+    let lookup = |key: &str| properties::find(&props, key);
+    assert_eq!(queue_tags_code(SCHEDULE_TOPIC, lookup), 1_796_655_385_622);
+    assert_eq!(queue_tags_code(TIMER_TOPIC, lookup), 1_796_655_385_622);
+    assert_eq!(queue_tags_code("Orders", lookup), 2_598_919);
+    // A schedule copy without a readable time falls back to its tags, as any record.
+    let mut bad = String::new();
+    properties::append(&mut bad, "SCHEDULE_AT_MS", "soon").unwrap();
+    assert_eq!(
+        queue_tags_code(SCHEDULE_TOPIC, |k| properties::find(&bad, k)),
+        0
+    );
+}
+
+#[test]
+fn properties_without_drops_only_the_named_keys_in_order() {
+    let mut props = String::new();
+    for (k, v) in [("A", "1"), ("DELAY", "3"), ("B", "2"), ("DELAY", "4")] {
+        properties::append(&mut props, k, v).unwrap();
+    }
+    let kept = properties::without(&props, &["DELAY"]);
+    assert_eq!(
+        properties::pairs(&kept).collect::<Vec<_>>(),
+        [("A", "1"), ("B", "2")]
+    );
+    assert_eq!(properties::without("", &["A"]), "");
 }
 
 proptest! {

@@ -176,6 +176,15 @@ pub struct BrokerArgs {
     /// [default: 10000].
     #[arg(long, value_name = "MS")]
     pub clean_resource_interval_ms: Option<u64>,
+    /// Delay levels (messageDelayLevel): level n of a message's DELAY property is the n-th
+    /// duration; units ms, s, m, h, d
+    /// [default: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"].
+    #[arg(long, value_name = "LIST")]
+    pub message_delay_level: Option<String>,
+    /// Timed messages (TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS) due further away
+    /// than this are refused (timerMaxDelaySec) [default: 259200, 3 days].
+    #[arg(long, value_name = "SECONDS")]
+    pub timer_max_delay_secs: Option<u64>,
     /// Size of each CommitLog segment file in bytes [default: 1073741824 (1 GiB)].
     /// Small values are for tests.
     #[arg(long, value_name = "BYTES")]
@@ -257,6 +266,8 @@ pub struct BrokerConfig {
     pub shard_addressed: bool,
     /// Port distance between consecutive shards' listeners when shard-addressed.
     pub shard_port_step: u16,
+    /// Delay levels and the timed messages' maximum (messageDelayLevel, timerMaxDelaySec).
+    pub schedule: crate::schedule::ScheduleConfig,
     /// Config keys read from broker.conf that ringmq does not use (reported at start).
     pub ignored_conf_keys: Vec<String>,
 }
@@ -290,6 +301,7 @@ impl Default for BrokerConfig {
             max_hold: Duration::from_secs(15),
             disk_warning_ratio: DEFAULT_MAX_USED_RATIO,
             retention: RetentionConfig::default(),
+            schedule: crate::schedule::ScheduleConfig::default(),
             ignored_conf_keys: Vec::new(),
             shard_addressed: false,
             shard_port_step: 10,
@@ -437,6 +449,14 @@ impl BrokerConfig {
                     self.retention.delete_when =
                         DeleteWhen::parse(value).map_err(|e| bad(&e.to_string()))?
                 }
+                "messageDelayLevel" => {
+                    self.schedule.levels = crate::schedule::DelayLevels::parse(value)
+                        .map_err(|e| bad(&e.to_string()))?
+                }
+                "timerMaxDelaySec" => {
+                    let secs: i64 = value.parse().map_err(|_| bad("not seconds"))?;
+                    self.schedule.timer_max_delay_ms = secs.saturating_mul(1000);
+                }
                 "cleanResourceInterval" => {
                     self.retention.check_interval =
                         Duration::from_millis(value.parse().map_err(|_| bad("not milliseconds"))?)
@@ -528,6 +548,14 @@ impl BrokerConfig {
         }
         if let Some(ms) = args.clean_resource_interval_ms {
             self.retention.check_interval = Duration::from_millis(ms);
+        }
+        if let Some(list) = &args.message_delay_level {
+            self.schedule.levels = crate::schedule::DelayLevels::parse(list)
+                .map_err(|e| ConfigError::Invalid(format!("--message-delay-level: {e}")))?;
+        }
+        if let Some(secs) = args.timer_max_delay_secs {
+            self.schedule.timer_max_delay_ms =
+                i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         }
         if let Some(size) = args.segment_size {
             self.commitlog_segment_size_bytes = size;
@@ -674,7 +702,7 @@ impl BrokerConfig {
              disk-clean-forcibly={:.0}% interval={}ms) \
              shard-addressed={} max-connections={} idle-timeout={}s max-memory={}B \
              slave-read-enable={} access-message-in-memory-max-ratio={}% \
-             which-broker-when-consume-slowly={}",
+             which-broker-when-consume-slowly={} delay-levels={} timer-max-delay={}ms",
             self.cluster_name,
             self.broker_name,
             self.broker_id,
@@ -704,6 +732,8 @@ impl BrokerConfig {
             self.slave_read_enable,
             self.access_message_in_memory_max_ratio,
             self.which_broker_when_consume_slowly,
+            self.schedule.levels.count(),
+            self.schedule.timer_max_delay_ms,
         );
         if !self.ignored_conf_keys.is_empty() {
             text.push_str(&format!(
@@ -807,7 +837,8 @@ mod tests {
             &path,
             "brokerClusterName=C1\nbrokerName=broker-x\nlistenPort=20911\n\
              namesrvAddr=10.0.0.1:9876;10.0.0.2:9876\nstorePathRootDir=/data/rmq\n\
-             flushDiskType=SYNC_FLUSH\nautoCreateTopicEnable=false\nmessageDelayLevel=1s\n",
+             flushDiskType=SYNC_FLUSH\nautoCreateTopicEnable=false\nmessageDelayLevel=1s 2m\n\
+             transactionTimeOut=6000\n",
         )
         .unwrap();
         let path_text = path.to_str().unwrap();
@@ -822,9 +853,11 @@ mod tests {
         assert_eq!(config.store_dir, PathBuf::from("/data/rmq"));
         assert_eq!(config.flush, FlushMode::Sync);
         assert!(!config.auto_create_topics);
+        assert_eq!(config.schedule.levels.count(), 2);
+        assert_eq!(config.schedule.levels.delay_ms(2), 120_000);
         assert_eq!(
             config.ignored_conf_keys,
-            vec!["messageDelayLevel".to_owned()]
+            vec!["transactionTimeOut".to_owned()]
         );
 
         let config = BrokerConfig::from_args(&args(&[

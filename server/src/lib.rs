@@ -29,6 +29,7 @@ pub mod replication;
 pub mod reply;
 pub mod router;
 pub mod runtime_config;
+pub mod schedule;
 pub mod shard;
 pub mod shutdown;
 pub mod stats;

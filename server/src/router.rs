@@ -75,7 +75,9 @@ impl Service for Router {
             request_code::GET_ALL_CONSUMER_OFFSET => {
                 metadata::all_consumer_offsets(shard, &request).await
             }
-            request_code::GET_ALL_DELAY_OFFSET => metadata::all_delay_offsets(&request),
+            request_code::GET_ALL_DELAY_OFFSET => {
+                metadata::all_delay_offsets(shard, &request).await
+            }
             request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
                 metadata::all_subscription_groups(shard, &request)
             }

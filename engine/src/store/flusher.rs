@@ -61,6 +61,12 @@ impl RateLimit {
 impl Inner {
     /// See [`crate::store::Store::flush`].
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
+        self.wait_appended_written().await?;
+        self.checkpoint().await
+    }
+
+    /// Waits until every append made so far is written (and dispatched).
+    async fn wait_appended_written(&self) -> Result<(), StoreError> {
         // The group collecting appends if it holds any, else the last one taken (it may
         // still be in flight).
         let open = self.log.open_group_seq();
@@ -76,7 +82,16 @@ impl Inner {
                 .await
                 .map_err(|source| StoreError::LogFailed { source })?;
         }
-        self.checkpoint().await
+        Ok(())
+    }
+
+    /// See [`crate::store::Store::sync_log`].
+    pub(super) async fn sync_log(&self) -> Result<(), StoreError> {
+        self.wait_appended_written().await?;
+        if self.log.written_end() > self.log.durable_end() {
+            self.log.sync().await?;
+        }
+        Ok(())
     }
 
     /// Async fdatasync (with `FlushPolicy::Async`) and checkpoints, until closed.

@@ -349,6 +349,15 @@ impl Store {
         self.inner.flush().await
     }
 
+    /// Waits for everything appended so far to be written, then fdatasyncs the log if the
+    /// background flush has not covered it yet: after it, those records survive a power cut
+    /// (recovery re-dispatches their queue entries). Lighter than [`Store::flush`]: no
+    /// queue fdatasync, no checkpoint. With `FlushPolicy::Sync` appends are already durable
+    /// when answered and this only waits.
+    pub async fn sync_log(&self) -> Result<(), StoreError> {
+        self.inner.sync_log().await
+    }
+
     /// Refuses new appends, lets pending ones finish, flushes, and stops the tasks.
     pub async fn close(self) -> Result<(), StoreError> {
         let inner = &self.inner;

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringmq_protocol::message::{
-    encoded_len_ref, properties, sysflag, tags_code, StoredMessageRef, BLANK_RECORD_SIZE,
+    encoded_len_ref, properties, queue_tags_code, sysflag, StoredMessageRef, BLANK_RECORD_SIZE,
 };
 
 use crate::clock::now_ms;
@@ -266,7 +266,7 @@ impl Inner {
             group_seq = placed.group_seq;
             if dispatched {
                 slot.next_offset.set(r.queue_offset + 1);
-                let tags = tags_code(properties::find(r.properties, properties::keys::TAGS));
+                let tags = queue_tags_code(r.topic, |key| properties::find(r.properties, key));
                 self.pending_dispatch.borrow_mut().push(Dispatch {
                     slot: Rc::clone(slot),
                     queue_offset: r.queue_offset,

@@ -30,4 +30,4 @@ pub use record::{
     RecordKind, RecordView, StoredMessage, StoredMessageRef, BLANK_MAGIC, BLANK_RECORD_SIZE,
     MAGIC_V1, MAGIC_V2, MIN_RECORD_SIZE,
 };
-pub use tag_hash::{java_string_hash, tags_code};
+pub use tag_hash::{java_string_hash, queue_tags_code, tags_code, SCHEDULE_TOPIC, TIMER_TOPIC};

@@ -95,6 +95,27 @@ pub mod keys {
     pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
     /// Old-style start delivery time (ms).
     pub const START_DELIVER_TIME: &str = "__STARTDELIVERTIME";
+    /// Timer: the ms timestamp a timed message is due (set by the broker when it parks it).
+    pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+    /// ringmq: when the broker's schedule next looks at a parked copy (ms timestamp); the
+    /// ConsumeQueue tagsCode of the copy ([`crate::message::tag_hash::queue_tags_code`]).
+    pub const SCHEDULE_AT_MS: &str = "SCHEDULE_AT_MS";
+}
+
+/// A copy of `text` without the pairs whose key is in `drop_keys` (pairs kept in order).
+pub fn without(text: &str, drop_keys: &[&str]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (key, value) in pairs(text) {
+        if drop_keys.contains(&key) {
+            continue;
+        }
+        // The pairs came out of a well-formed text, so they go back in unchanged.
+        out.push_str(key);
+        out.push(NAME_VALUE_SEPARATOR);
+        out.push_str(value);
+        out.push(PROPERTY_SEPARATOR);
+    }
+    out
 }
 
 /// Why a properties text could not be written.

@@ -19,3 +19,26 @@ pub fn tags_code(tags: Option<&str>) -> i64 {
         _ => 0,
     }
 }
+
+/// The topic of messages parked until a delay level is due (protocol.md §7.4): queue
+/// `level - 1`.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// The topic of timed messages (`TIMER_*` properties) parked by ringmq's schedule: queue `k`
+/// holds copies looked at again 2^k steps after they were written.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
+
+/// The ConsumeQueue tagsCode of a record: for a copy parked on [`SCHEDULE_TOPIC`] or
+/// [`TIMER_TOPIC`] the time (ms) its schedule looks at it next (its `SCHEDULE_AT_MS`
+/// property), as RocketMQ keeps the delivery time there, so that the schedule reads when
+/// each copy is due from the queue alone; for every other record the hash of its tags.
+/// The writer, recovery and a slave's dispatch all derive it here, so they agree.
+pub fn queue_tags_code<'a>(topic: &str, property: impl Fn(&str) -> Option<&'a str>) -> i64 {
+    if topic == SCHEDULE_TOPIC || topic == TIMER_TOPIC {
+        if let Some(at_ms) = property(crate::message::properties::keys::SCHEDULE_AT_MS)
+            .and_then(|value| value.parse::<i64>().ok())
+        {
+            return at_ms;
+        }
+    }
+    tags_code(property(crate::message::properties::keys::TAGS))
+}

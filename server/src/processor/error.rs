@@ -83,6 +83,12 @@ pub enum Refused {
     TransactionForbidden { broker: String },
     #[error("batch body")]
     BatchBody(#[source] BatchError),
+    #[error(
+        "a batch cannot hold delayed or timed messages (DELAY, TIMER_*): send them one by one"
+    )]
+    DelayInBatch,
+    #[error(transparent)]
+    Due(#[from] crate::schedule::DueError),
     #[error("properties")]
     Properties(#[source] PropertiesError),
 
@@ -151,6 +157,8 @@ impl Refused {
             | Refused::BodyTooLarge { .. }
             | Refused::BatchToRetryTopic
             | Refused::BatchBody(_)
+            | Refused::DelayInBatch
+            | Refused::Due(_)
             | Refused::Properties(_) => response_code::MESSAGE_ILLEGAL,
             Refused::StoredMessage { .. }
             | Refused::SendBackProperties(_)

@@ -11,6 +11,7 @@ use ringmq_protocol::message::properties::{self, keys};
 use ringmq_protocol::message::record::decode_record;
 
 use super::{decode_header, success, Answer, Refused};
+use crate::schedule::{self, Due};
 use crate::shard::Shard;
 use crate::topics::retry_topic;
 
@@ -26,10 +27,11 @@ pub async fn view_message(shard: &Rc<Shard>, request: &RemotingCommand) -> Answe
     Ok(success(request).with_body(bytes))
 }
 
-/// CONSUMER_SEND_MSG_BACK: stores a copy of a failed message on `%RETRY%<group>` with its
-/// reconsume count raised (or on `%DLQ%<group>` once it has been retried too often), so
-/// the group receives it again. Delay levels are not applied yet: the copy is consumable
-/// at once.
+/// CONSUMER_SEND_MSG_BACK: stores a copy of a failed message for `%RETRY%<group>` with its
+/// reconsume count raised, parked until its delay level is due (the request's level, or
+/// `3 + reconsumeTimes` when it asks for 0), so the group receives it again later; once it
+/// has been retried too often (or the request asks with a level < 0), on `%DLQ%<group>` at
+/// once (protocol.md §7.5).
 pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
     super::refuse_on_slave(shard)?;
     let header: ConsumerSendMsgBackRequestHeader = decode_header(request)?;
@@ -47,22 +49,41 @@ pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
         Some(max) if request.version >= VERSION_WITH_MAX_RECONSUME => max,
         _ => DEFAULT_MAX_RECONSUME_TIMES,
     };
-    let mut props = original.properties.clone();
+    let to_dlq = original.reconsume_times >= max_reconsume || header.delay_level < 0;
+    let mut props = properties::without(&original.properties, &[keys::DELAY]);
     let mut add = |key: &str, value: &str| properties::append(&mut props, key, value);
     let mut result = Ok(());
+    let real_topic = properties::find(&original.properties, keys::RETRY_TOPIC)
+        .unwrap_or(&original.topic)
+        .to_owned();
     if properties::find(&original.properties, keys::RETRY_TOPIC).is_none() {
         result = result.and(add(keys::RETRY_TOPIC, &original.topic));
     }
-    if properties::find(&original.properties, keys::ORIGIN_MESSAGE_ID).is_none() {
-        let origin = header
-            .origin_msg_id
-            .clone()
-            .unwrap_or_else(|| encode_offset_msg_id(original.store_host, original.physical_offset));
-        result = result.and(add(keys::ORIGIN_MESSAGE_ID, &origin));
+    let origin_msg_id = match properties::find(&original.properties, keys::ORIGIN_MESSAGE_ID) {
+        Some(origin) => origin.to_owned(),
+        None => {
+            let origin = header.origin_msg_id.clone().unwrap_or_else(|| {
+                encode_offset_msg_id(original.store_host, original.physical_offset)
+            });
+            result = result.and(add(keys::ORIGIN_MESSAGE_ID, &origin));
+            origin
+        }
+    };
+    let delay_level = if header.delay_level > 0 {
+        header.delay_level
+    } else {
+        original.reconsume_times.saturating_add(3)
+    };
+    if to_dlq {
+        // Where it came from, for whoever reads the dead letters (RocketMQ 5.x's keys).
+        result = result
+            .and(add(keys::DLQ_ORIGIN_TOPIC, &real_topic))
+            .and(add(keys::DLQ_ORIGIN_MESSAGE_ID, &origin_msg_id));
+    } else {
+        result = result.and(add(keys::DELAY, &delay_level.to_string()));
     }
     result.map_err(Refused::SendBackProperties)?;
-    let to_dlq = original.reconsume_times >= max_reconsume || header.delay_level < 0;
-    let (topic, queue_id) = if to_dlq {
+    let (mut topic, mut queue_id) = if to_dlq {
         let (dlq, created) = shared.topics.create_dlq_topic(&header.group)?;
         if created {
             shared.topics_changed();
@@ -75,6 +96,22 @@ pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
             (original.queue_offset % i64::from(queues)) as i32,
         )
     };
+    if !to_dlq {
+        let schedule = &shared.config.schedule;
+        let level = delay_level.min(schedule.levels.count());
+        let parked = schedule::park(
+            &props,
+            &topic,
+            queue_id,
+            Due::Level { level },
+            shared.clock.wall_ms(),
+            schedule,
+        )
+        .map_err(Refused::SendBackProperties)?;
+        topic = parked.topic.to_owned();
+        queue_id = parked.queue_id;
+        props = parked.properties;
+    }
     let message = PutMessage {
         topic: topic.clone(),
         queue_id,

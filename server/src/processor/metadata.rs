@@ -23,12 +23,14 @@ pub async fn all_consumer_offsets(shard: &Rc<Shard>, request: &RemotingCommand) 
     Ok(success(request).with_body(bytes))
 }
 
-/// GET_ALL_DELAY_OFFSET: the delay-level queues' progress. ringmq does not schedule delay
-/// levels yet (a message's DELAY property is stored but not acted on), so no delay queue
-/// has progress: an empty table, what a RocketMQ broker that never delayed a message
-/// answers too.
-pub fn all_delay_offsets(request: &RemotingCommand) -> Answer {
-    let bytes = DelayOffsetSerializeWrapper::default()
+/// GET_ALL_DELAY_OFFSET: the delay-level queues' progress (`delayOffset.json`'s form:
+/// level → offset of the next parked copy to deliver), gathered from the shards.
+pub async fn all_delay_offsets(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
+    let wrapper = DelayOffsetSerializeWrapper {
+        offset_table: shard.delay_level_offsets().await?,
+        data_version: None,
+    };
+    let bytes = wrapper
         .encode()
         .map_err(Refused::body("encoding the delay offsets"))?;
     Ok(success(request).with_body(bytes))

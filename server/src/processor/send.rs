@@ -26,6 +26,7 @@ use ringmq_protocol::message::sysflag::TransactionType;
 
 use super::{Answer, Refused};
 use crate::connection::Connection;
+use crate::schedule::{self, Due};
 use crate::shard::sync_replication::ReplicaStatus;
 use crate::shard::Shard;
 use crate::stats::BrokerStats;
@@ -62,6 +63,7 @@ async fn send_inner(
     let Prepared {
         topic,
         queue_id,
+        answer_queue_id,
         messages,
         topic_created,
     } = prepare(shard, request, &header, batch, connection.peer)?;
@@ -83,7 +85,7 @@ async fn send_inner(
     Ok(stored_response(
         shard,
         request,
-        queue_id,
+        answer_queue_id,
         &results,
         send_response_code(replica),
     ))
@@ -103,8 +105,12 @@ fn send_response_code(replica: ReplicaStatus) -> i32 {
 /// Validates the request and builds the messages to append: `(topic, queue id, messages)`.
 /// A validated send: where it goes and what is stored.
 struct Prepared {
+    /// Where the messages are appended: their topic, or a schedule topic when not due yet.
     topic: String,
     queue_id: i32,
+    /// The queue id the answer names: the one the producer chose (RocketMQ answers a
+    /// delayed send so too).
+    answer_queue_id: i32,
     messages: Vec<PutMessage>,
     /// The send created its topic (or its DLQ): the name servers must learn it.
     topic_created: bool,
@@ -160,24 +166,30 @@ fn prepare(
 
     let reconsume_times = header.reconsume_times.unwrap_or(0);
     let mut extra_properties: Vec<(&str, String)> = Vec::new();
+    let mut to_dlq = false;
     if is_retry {
         let max = match header.max_reconsume_times {
             Some(max) if request.version >= VERSION_WITH_MAX_RECONSUME => max,
             _ => DEFAULT_MAX_RECONSUME_TIMES,
         };
         if reconsume_times > max {
-            // Too many attempts: park it in the group's dead-letter queue (§7.5).
+            // Too many attempts: into the group's dead-letter queue at once (§7.5), whatever
+            // delay the client's fallback re-send asked for.
             let group = header.topic.trim_start_matches(RETRY_PREFIX);
             let (dlq, created) = shared.topics.create_dlq_topic(group)?;
             topic_created |= created;
             topic = dlq.topic_name.clone();
             queue_id = 0;
-            extra_properties.push((keys::DELAY, "-1".to_owned()));
+            to_dlq = true;
+            extra_properties.push((keys::DELAY, "0".to_owned()));
         }
     }
 
     let store_host = shard.store_host();
     let base = |body: Bytes, flag: i32, mut props: String| -> Result<PutMessage, Refused> {
+        if to_dlq {
+            props = properties::without(&props, &[keys::DELAY]);
+        }
         if properties::find(&props, keys::UNIQ_KEY).is_none() {
             let mut key = String::with_capacity(32);
             shared.uniq_keys.write_next(&mut key);
@@ -201,22 +213,46 @@ fn prepare(
             properties: props,
         })
     };
+    let now_ms = shared.clock.wall_ms();
+    let schedule = &config.schedule;
+    let answer_queue_id = queue_id;
     let messages = if batch {
         let entries = decode_batch_bytes(&request.body).map_err(Refused::BatchBody)?;
-        entries
+        let messages = entries
             .into_iter()
             .map(|entry| base(entry.body, entry.flag, entry.properties))
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        for message in &messages {
+            // One append puts a batch on one queue; RocketMQ refuses delayed batches too.
+            if schedule::due(&message.properties, now_ms, schedule)? != Due::Now {
+                return Err(Refused::DelayInBatch);
+            }
+        }
+        messages
     } else {
-        vec![base(
+        let mut message = base(
             request.body.clone(),
             header.flag,
             header.properties.clone().unwrap_or_default(),
-        )?]
+        )?;
+        let due = schedule::due(&message.properties, now_ms, schedule)?;
+        if due != Due::Now {
+            // Stored now (durable, counted), visible on its topic once due (schedule.rs).
+            let parked =
+                schedule::park(&message.properties, &topic, queue_id, due, now_ms, schedule)
+                    .map_err(Refused::Properties)?;
+            topic = parked.topic.to_owned();
+            queue_id = parked.queue_id;
+            message.topic = topic.clone();
+            message.queue_id = queue_id;
+            message.properties = parked.properties;
+        }
+        vec![message]
     };
     Ok(Prepared {
         topic,
         queue_id,
+        answer_queue_id,
         messages,
         topic_created,
     })

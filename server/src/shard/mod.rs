@@ -14,12 +14,13 @@ pub mod hold_registry;
 pub mod hop;
 pub mod log_replica;
 pub mod long_poll;
+pub mod schedule;
 pub mod shared;
 pub mod sync_replication;
 pub mod thread;
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use self::connections::Connections;
 use self::hold_registry::PullHold;
 use self::hop::InboxError;
 use self::long_poll::LongPoll;
+use self::schedule::ShardSchedule;
 pub use self::shared::{BrokerShared, TopicsChanged};
 use self::sync_replication::ReplicaStatus;
 use crate::config::{BrokerConfig, FlushMode};
@@ -63,6 +65,12 @@ pub enum ShardOpenError {
         shard_id: usize,
         #[source]
         source: OffsetsError,
+    },
+    #[error("shard {shard_id}: loading the schedule's progress")]
+    Schedule {
+        shard_id: usize,
+        #[source]
+        source: std::io::Error,
     },
     #[error("shard {shard_id}: timer wheel: {source}")]
     Wheel {
@@ -157,6 +165,8 @@ pub struct Shard {
     store: Store,
     /// Pulls waiting for messages on this shard's queues.
     long_poll: Rc<LongPoll>,
+    /// Delivers the parked copies of the schedule queues placed on this shard.
+    schedule: Rc<ShardSchedule>,
     /// Consumer offsets of this shard's queues.
     offsets: RefCell<ConsumerOffsets>,
     offsets_path: PathBuf,
@@ -213,11 +223,18 @@ impl Shard {
             .map_err(|source| ShardOpenError::Offsets { shard_id, source })?;
         let long_poll = LongPoll::new(Arc::clone(&shared.clock), WheelConfig::default())
             .map_err(|source| ShardOpenError::Wheel { shard_id, source })?;
+        let schedule = ShardSchedule::load(
+            offsets_dir.join("delayOffset.json"),
+            config.schedule.levels.count(),
+            schedule::owned_by(shard_id, shards, addressed),
+        )
+        .map_err(|source| ShardOpenError::Schedule { shard_id, source })?;
         let shard = Rc::new(Shard {
             id: shard_id,
             shared,
             store,
             long_poll: Rc::new(long_poll),
+            schedule: Rc::new(schedule),
             offsets: RefCell::new(offsets),
             offsets_path,
             connections: Connections::default(),
@@ -225,6 +242,7 @@ impl Shard {
             hand_back: log_replica::HandBack::default(),
         });
         let long_poll = Rc::downgrade(&shard.long_poll);
+        let schedule = Rc::downgrade(&shard.schedule);
         // A slave's messages come from the master's log, possibly ahead of its copy of the
         // master's topic table.
         let replicated_topics = (shard.shared.config.role == crate::config::Role::Slave)
@@ -241,6 +259,9 @@ impl Shard {
             if let Some(long_poll) = long_poll.upgrade() {
                 long_poll.on_arrival(arrival);
             }
+            if let Some(schedule) = schedule.upgrade() {
+                schedule.on_arrival(arrival);
+            }
         });
         LongPoll::spawn_expiry(&shard.long_poll);
         // Every shard gives its thread's heap back to the OS after bursts.
@@ -253,6 +274,11 @@ impl Shard {
             compio::runtime::spawn(connections::member_expiry_loop(Rc::downgrade(&shard))).detach();
         }
         compio::runtime::spawn(offsets_loop(Rc::downgrade(&shard))).detach();
+        if shard.shared.config.role != crate::config::Role::Slave {
+            // A slave's log already holds its master's deliveries.
+            compio::runtime::spawn(schedule::schedule_loop(Rc::downgrade(&shard))).detach();
+            compio::runtime::spawn(schedule::progress_loop(Rc::downgrade(&shard))).detach();
+        }
         Ok(shard)
     }
 
@@ -436,6 +462,29 @@ impl Shard {
             Ok((results, status))
         })
         .await?
+    }
+
+    /// Makes everything appended so far on shard `owner`'s log durable
+    /// ([`Store::sync_log`]).
+    pub async fn sync_log_on(self: &Rc<Self>, owner: usize) -> Result<(), ShardError> {
+        self.on_shard(owner, |owner: Rc<Shard>| async move {
+            owner.store.sync_log().await.map_err(ShardError::from)
+        })
+        .await?
+    }
+
+    /// The delay levels' progress on every shard (GET_ALL_DELAY_OFFSET): level → offset.
+    pub async fn delay_level_offsets(self: &Rc<Self>) -> Result<BTreeMap<i32, i64>, ShardError> {
+        let mut all = BTreeMap::new();
+        for owner in 0..self.shared.shards() {
+            let offsets = self
+                .on_shard(owner, |owner: Rc<Shard>| async move {
+                    owner.schedule.level_offsets()
+                })
+                .await?;
+            all.extend(offsets);
+        }
+        Ok(all)
     }
 
     /// The queue's bounds and `group`'s committed offset on it.

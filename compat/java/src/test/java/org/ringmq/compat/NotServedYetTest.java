@@ -43,19 +43,6 @@ class NotServedYetTest extends BrokerTest {
         }
     }
 
-    /** Delay levels are not applied: a message with delayTimeLevel 3 (10 s) is delivered at once. */
-    @Test
-    void notYetDelayLevelDeliveredImmediately() throws Exception {
-        String topic = Clients.unique("delay");
-        Message m = new Message(topic, "later".getBytes(StandardCharsets.UTF_8));
-        m.setDelayTimeLevel(3);
-        long sentAt = System.currentTimeMillis();
-        assertEquals(SendStatus.SEND_OK, producer.send(m).getSendStatus());
-        List<MessageExt> read = Clients.readAll(namesrv(), topic, 1, Duration.ofSeconds(5));
-        assertEquals(1, read.size(), "readable at once (Apache: after 10 s, through SCHEDULE_TOPIC_XXXX)");
-        assertTrue(System.currentTimeMillis() - sentAt < 5000);
-    }
-
     /**
      * Transactions: a half (prepared) message is refused with NO_PERMISSION, as by an Apache
      * broker with transactions switched off, so the producer gets an error instead of a

@@ -21,9 +21,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Redelivery through %RETRY%group and, past maxReconsumeTimes, %DLQ%group. ringmq applies no
- * delay levels yet: a message sent back is redelivered at once (Apache waits 10 s, 30 s, 1 min,
- * ... per delay level). The tests named "...Immediately..." assert that current behaviour.
+ * Redelivery through %RETRY%group after the delay level 3 + reconsumeTimes (the suite's levels:
+ * 300 ms, 400 ms, ...; Apache's default 10 s, 30 s, 1 min, ...) and, past maxReconsumeTimes,
+ * %DLQ%group.
  */
 class RetryDlqTest extends BrokerTest {
     private static DefaultMQProducer producer;
@@ -81,9 +81,9 @@ class RetryDlqTest extends BrokerTest {
             // came back through the retry topic: the broker records the original topic
             assertEquals(topic, second.retryTopicProperty());
             assertTrue(c.getDefaultMQPushConsumerImpl().getSubscriptionInner().containsKey("%RETRY%" + group));
-            // no delay levels yet: Apache would wait 10 s (level 3) before the first redelivery
+            // level 3 (300 ms in this suite) before the first redelivery
             long gap = second.atMillis() - first.atMillis();
-            assertTrue(gap < 5000, "redelivered immediately (no delay levels yet), after " + gap + " ms");
+            assertTrue(gap >= 300 && gap < 5000, "redelivered after delay level 3, after " + gap + " ms");
             Thread.sleep(500);
             assertEquals(2, deliveries.size(), "consumed once it succeeds: " + deliveries);
         } finally {
@@ -92,12 +92,12 @@ class RetryDlqTest extends BrokerTest {
     }
 
     @Test
-    void reconsumeLaterRedeliveredImmediatelyThroughRetryTopic() throws Exception {
+    void reconsumeLaterRedeliveredAfterDelayLevelThroughRetryTopic() throws Exception {
         redeliveredOnce(false);
     }
 
     @Test
-    void thrownExceptionRedeliveredImmediatelyThroughRetryTopic() throws Exception {
+    void thrownExceptionRedeliveredAfterDelayLevelThroughRetryTopic() throws Exception {
         redeliveredOnce(true);
     }
 

@@ -1,0 +1,470 @@
+//! One shard's schedule: delivers the parked copies of the schedule queues this shard owns
+//! when they come due (the rules are `crate::schedule`; protocol.md §7.4).
+//!
+//! **Shape.** A task on the shard's own runtime, no thread of its own and no polling: for
+//! each owned queue it keeps the offset of its head and the time the head needs a look
+//! (`next_at_ms`), sleeps on the shard's timer until the earliest of those, and is woken
+//! early when an append puts a copy on an owned queue ([`ShardSchedule::on_arrival`]). A
+//! turn reads at most [`TURN_MESSAGES`] copies per queue and appends the deliveries and
+//! re-parkings (to whichever shard owns their queue); the heads move once those appends are
+//! done. Memory: a few words per queue, whatever is parked.
+//!
+//! **Crash.** A second task ([`progress_loop`]) reads the heads, fdatasyncs the logs that
+//! took copies since its last round, and only then writes the heads to the progress file
+//! (`config/shard-<n>/delayOffset.json`: RocketMQ's `offsetTable` of the levels, plus
+//! `timerOffsetTable`), so the file never runs ahead of what a power cut leaves in the log:
+//! nothing is lost. A crash delivers again what was handed over after the file's last
+//! write: one round of that task (an fdatasync and a small file write) at most; the
+//! turns never wait for it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use ringmq_engine::consumequeue::TagFilter;
+use ringmq_engine::store::{Arrival, GetMessageStatus, PutMessage};
+use ringmq_protocol::message::record::decode_record;
+use serde::{Deserialize, Serialize};
+
+use super::{Shard, ShardError};
+use crate::notify::LocalNotify;
+use crate::placement::shard_for_queue;
+use crate::schedule::{turn, Turn, SCHEDULE_TOPIC, TIMER_QUEUE_NUMS, TIMER_TOPIC};
+
+/// Most copies one queue hands over per turn (one append and one fdatasync per turn).
+const TURN_MESSAGES: u32 = 256;
+/// Most bytes of copies read from one queue per turn.
+const TURN_BYTES: u64 = 4 << 20;
+/// After a failed turn (disk full, a shard gone), the queue is tried again this much later.
+const RETRY_AFTER_FAILURE_MS: i64 = 1000;
+/// Longest sleep without a look (a wall clock that jumped is noticed by then).
+const LONGEST_SLEEP: Duration = Duration::from_secs(1);
+
+/// The progress file: RocketMQ's `delayOffset.json` (level → offset of queue level − 1)
+/// plus the timer queues' offsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScheduleProgress {
+    pub offset_table: BTreeMap<i32, i64>,
+    pub timer_offset_table: BTreeMap<i32, i64>,
+}
+
+/// One owned schedule queue.
+#[derive(Debug)]
+struct OwnedQueue {
+    topic: &'static str,
+    queue_id: i32,
+    /// Offset of the first copy not handed over yet.
+    head_offset: Cell<i64>,
+    /// When the head needs a look (ms, wall clock); `i64::MAX`: nothing parked.
+    next_at_ms: Cell<i64>,
+}
+
+/// The schedule of one shard (module documentation).
+#[derive(Debug)]
+pub struct ShardSchedule {
+    queues: Vec<OwnedQueue>,
+    wake: LocalNotify,
+    progress_path: PathBuf,
+    /// What the progress file holds now.
+    persisted: RefCell<ScheduleProgress>,
+    /// Shards whose logs took copies since the progress task last synced them.
+    unsynced_shards: RefCell<BTreeSet<usize>>,
+    /// Heads moved: wakes [`progress_loop`].
+    progress_wake: LocalNotify,
+    /// Failures are logged once per kind until a turn succeeds again.
+    failing: Cell<bool>,
+}
+
+impl ShardSchedule {
+    /// The queues `shard_id` owns of both schedule topics, from where `progress_path` says
+    /// they were left.
+    pub fn load(
+        progress_path: PathBuf,
+        level_count: i32,
+        owns: impl Fn(&str, i32) -> bool,
+    ) -> Result<Self, std::io::Error> {
+        let persisted: ScheduleProgress = match std::fs::read(&progress_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {error}", progress_path.display()),
+                )
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                ScheduleProgress::default()
+            }
+            Err(error) => return Err(error),
+        };
+        let mut queues = Vec::new();
+        for queue_id in 0..level_count {
+            if owns(SCHEDULE_TOPIC, queue_id) {
+                let offset = persisted.offset_table.get(&(queue_id + 1)).copied();
+                queues.push(OwnedQueue::new(SCHEDULE_TOPIC, queue_id, offset));
+            }
+        }
+        for queue_id in 0..TIMER_QUEUE_NUMS {
+            if owns(TIMER_TOPIC, queue_id) {
+                let offset = persisted.timer_offset_table.get(&queue_id).copied();
+                queues.push(OwnedQueue::new(TIMER_TOPIC, queue_id, offset));
+            }
+        }
+        Ok(ShardSchedule {
+            queues,
+            wake: LocalNotify::default(),
+            progress_path,
+            persisted: RefCell::new(persisted),
+            unsynced_shards: RefCell::default(),
+            progress_wake: LocalNotify::default(),
+            failing: Cell::new(false),
+        })
+    }
+
+    /// A copy was appended to a queue of this shard: if it is an owned schedule queue, its
+    /// head may need a look sooner (the copy's tagsCode is when it is due).
+    pub fn on_arrival(&self, arrival: &Arrival) {
+        if &*arrival.topic != SCHEDULE_TOPIC && &*arrival.topic != TIMER_TOPIC {
+            return;
+        }
+        if let Some(queue) = self
+            .queues
+            .iter()
+            .find(|q| q.topic == &*arrival.topic && q.queue_id == arrival.queue_id)
+        {
+            if arrival.tags_code < queue.next_at_ms.get() {
+                queue.next_at_ms.set(arrival.tags_code);
+                self.wake.notify();
+            }
+        }
+    }
+
+    /// The delay levels' head offsets (GET_ALL_DELAY_OFFSET): level → offset, for the
+    /// levels that have delivered something (as RocketMQ's table fills).
+    pub fn level_offsets(&self) -> BTreeMap<i32, i64> {
+        self.queues
+            .iter()
+            .filter(|q| q.topic == SCHEDULE_TOPIC && q.head_offset.get() > 0)
+            .map(|q| (q.queue_id + 1, q.head_offset.get()))
+            .collect()
+    }
+
+    fn progress(&self) -> ScheduleProgress {
+        let mut progress = ScheduleProgress::default();
+        for queue in &self.queues {
+            let offset = queue.head_offset.get();
+            if queue.topic == SCHEDULE_TOPIC {
+                progress.offset_table.insert(queue.queue_id + 1, offset);
+            } else {
+                progress.timer_offset_table.insert(queue.queue_id, offset);
+            }
+        }
+        progress
+    }
+}
+
+impl OwnedQueue {
+    fn new(topic: &'static str, queue_id: i32, head_offset: Option<i64>) -> Self {
+        OwnedQueue {
+            topic,
+            queue_id,
+            head_offset: Cell::new(head_offset.unwrap_or(0)),
+            // Look at once: copies may have come due while the broker was down.
+            next_at_ms: Cell::new(0),
+        }
+    }
+}
+
+/// What one queue's turn found.
+struct QueueTurn {
+    /// Deliveries and re-parkings, in queue order.
+    appends: Vec<PutMessage>,
+    /// The head offset once they are appended.
+    head_offset: i64,
+    /// When the new head needs a look.
+    next_at_ms: i64,
+}
+
+/// Runs `shard`'s schedule until the shard is gone.
+pub async fn schedule_loop(shard: Weak<Shard>) {
+    loop {
+        let Some(this) = shard.upgrade() else { return };
+        let schedule = &this.schedule;
+        let now_ms = this.shared.clock.wall_ms();
+        let mut turns = Vec::new();
+        for (index, queue) in schedule.queues.iter().enumerate() {
+            if queue.next_at_ms.get() > now_ms {
+                continue;
+            }
+            // An arrival while this turn runs lowers it again (see hand_over).
+            queue.next_at_ms.set(i64::MAX);
+            match read_turn(&this, queue, now_ms).await {
+                Ok(turn) => turns.push((index, turn)),
+                Err(error) => {
+                    schedule.log_failure(&error, queue);
+                    queue.next_at_ms.set(now_ms + RETRY_AFTER_FAILURE_MS);
+                }
+            }
+        }
+        if !turns.is_empty() {
+            hand_over(&this, turns, now_ms).await;
+        }
+        let next_at_ms = schedule
+            .queues
+            .iter()
+            .map(|q| q.next_at_ms.get())
+            .min()
+            .unwrap_or(i64::MAX);
+        let now_ms = this.shared.clock.wall_ms();
+        if next_at_ms <= now_ms {
+            // More is due already (a full turn, or time passed while appending).
+            drop(this);
+            yield_once().await;
+            continue;
+        }
+        let sleep = Duration::from_millis(u64::try_from(next_at_ms - now_ms).unwrap_or(0))
+            .min(LONGEST_SLEEP);
+        let wake = Rc::clone(&this);
+        drop(this);
+        let woken = wake.schedule.wake.notified();
+        futures_util::future::select(
+            std::pin::pin!(compio::time::sleep(sleep)),
+            std::pin::pin!(woken),
+        )
+        .await;
+    }
+}
+
+/// Reads the queue's due copies from its head: what to append, up to the first one not
+/// due (or [`TURN_MESSAGES`]).
+async fn read_turn(
+    shard: &Shard,
+    queue: &OwnedQueue,
+    now_ms: i64,
+) -> Result<QueueTurn, ShardError> {
+    let mut turn_out = QueueTurn {
+        appends: Vec::new(),
+        head_offset: queue.head_offset.get(),
+        next_at_ms: i64::MAX,
+    };
+    let mut looked_at: u32 = 0;
+    // A read returns at most a few dozen messages (RocketMQ's in-memory transfer limit),
+    // so a turn reads until it meets a copy not due, the queue's end or its own limit.
+    while looked_at < TURN_MESSAGES {
+        let result = shard
+            .store
+            .get_messages(
+                queue.topic,
+                queue.queue_id,
+                turn_out.head_offset,
+                TURN_MESSAGES - looked_at,
+                TURN_BYTES,
+                &TagFilter::All,
+            )
+            .await?;
+        match result.status {
+            GetMessageStatus::Found => {}
+            GetMessageStatus::OffsetTooSmall | GetMessageStatus::OffsetOverflowBadly => {
+                // Retention deleted copies never delivered, or the queue is shorter than
+                // the progress says (its log lost a tail): go on from where the queue is.
+                tracing::warn!(
+                    topic = queue.topic,
+                    queue_id = queue.queue_id,
+                    from = turn_out.head_offset,
+                    to = result.next_begin_offset,
+                    "schedule queue head moved: copies between these offsets are gone"
+                );
+                turn_out.head_offset = result.next_begin_offset;
+                turn_out.next_at_ms = 0;
+                return Ok(turn_out);
+            }
+            // Nothing parked beyond the head.
+            _ => return Ok(turn_out),
+        }
+        for found in &result.messages {
+            if found.tags_code > now_ms {
+                turn_out.next_at_ms = found.tags_code;
+                return Ok(turn_out);
+            }
+            let bytes = &result.data[found.data_range.clone()];
+            let decision = decode_record(bytes)
+                .map_err(|error| error.to_string())
+                .and_then(|(parked, _)| turn(&parked, now_ms).map_err(|e| e.to_string()));
+            match decision {
+                Ok(Turn::Deliver(message)) | Ok(Turn::Repark(message)) => {
+                    turn_out.appends.push(message)
+                }
+                Ok(Turn::WaitUntil { due_ms }) => {
+                    turn_out.next_at_ms = due_ms;
+                    return Ok(turn_out);
+                }
+                Err(error) => {
+                    // A copy that cannot be delivered never will be: skip it, loudly.
+                    tracing::error!(
+                        topic = queue.topic,
+                        queue_id = queue.queue_id,
+                        queue_offset = found.queue_offset,
+                        error,
+                        "parked message skipped"
+                    );
+                }
+            }
+            turn_out.head_offset = found.queue_offset + 1;
+            looked_at += 1;
+        }
+        if result.messages.is_empty() || turn_out.head_offset >= result.max_offset {
+            return Ok(turn_out);
+        }
+    }
+    // The turn's limit: more may be due behind it.
+    turn_out.next_at_ms = 0;
+    Ok(turn_out)
+}
+
+/// Appends the turns' copies and moves the heads; the progress task makes them durable and
+/// records them ([`progress_loop`]).
+async fn hand_over(shard: &Rc<Shard>, turns: Vec<(usize, QueueTurn)>, now_ms: i64) {
+    let schedule = &shard.schedule;
+    // One append per target queue, in the order the copies came (a queue's deliveries stay
+    // in due order).
+    let mut by_target: BTreeMap<(String, i32), Vec<PutMessage>> = BTreeMap::new();
+    let mut turns_left = Vec::with_capacity(turns.len());
+    for (index, turn) in turns {
+        for message in turn.appends {
+            by_target
+                .entry((message.topic.clone(), message.queue_id))
+                .or_default()
+                .push(message);
+        }
+        turns_left.push((index, turn.head_offset, turn.next_at_ms));
+    }
+    let owners: BTreeSet<usize> = by_target
+        .keys()
+        .map(|(topic, queue_id)| shard.owner_of(topic, *queue_id))
+        .collect();
+    let appends = by_target.into_iter().map(|((topic, queue_id), messages)| {
+        let shard = Rc::clone(shard);
+        async move { shard.append(&topic, queue_id, messages, false).await }
+    });
+    let appended = futures_util::future::join_all(appends).await;
+    if let Some(error) = appended.into_iter().find_map(Result::err) {
+        // Nothing moves: the same copies are handed over again later (those appended
+        // already are delivered twice then, as after a crash here).
+        for (index, _, _) in &turns_left {
+            if let Some(queue) = schedule.queues.get(*index) {
+                schedule.log_failure(&error, queue);
+                queue.next_at_ms.set(now_ms + RETRY_AFTER_FAILURE_MS);
+            }
+        }
+        return;
+    }
+    for (index, head_offset, next_at_ms) in turns_left {
+        if let Some(queue) = schedule.queues.get(index) {
+            queue.head_offset.set(head_offset);
+            // An arrival during the turn may have asked for an earlier look.
+            queue.next_at_ms.set(next_at_ms.min(queue.next_at_ms.get()));
+        }
+    }
+    schedule.unsynced_shards.borrow_mut().extend(owners);
+    schedule.progress_wake.notify();
+}
+
+/// Makes the handed-over copies durable and then records the heads, over and over while
+/// heads move, apart from the turns so that an fdatasync never delays a delivery. The heads
+/// are read *before* the logs are synced, so the file never names a head whose copies a
+/// power cut could still take: nothing is lost. What a crash can repeat: the copies handed
+/// over since the last write of the file (one sync and one file write, milliseconds).
+pub async fn progress_loop(shard: Weak<Shard>) {
+    loop {
+        let Some(this) = shard.upgrade() else { return };
+        let schedule = &this.schedule;
+        let progress = schedule.progress();
+        let unsynced = std::mem::take(&mut *schedule.unsynced_shards.borrow_mut());
+        if *schedule.persisted.borrow() == progress && unsynced.is_empty() {
+            let wake = Rc::clone(&this);
+            drop(this);
+            wake.schedule.progress_wake.notified().await;
+            continue;
+        }
+        let mut synced = Ok(());
+        for owner in &unsynced {
+            if let Err(error) = this.sync_log_on(*owner).await {
+                synced = Err(error);
+                break;
+            }
+        }
+        if let Err(error) = synced {
+            tracing::error!(error = %crate::reply::error_chain(&error), "schedule: syncing the log of handed-over copies failed; retrying in a second");
+            schedule.unsynced_shards.borrow_mut().extend(unsynced);
+            drop(this);
+            compio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        schedule.persist(&this, progress).await;
+    }
+}
+
+impl ShardSchedule {
+    /// Writes `progress` to the progress file if it moved (off the ring thread).
+    async fn persist(&self, shard: &Shard, progress: ScheduleProgress) {
+        if *self.persisted.borrow() == progress {
+            return;
+        }
+        let bytes = match serde_json::to_vec_pretty(&progress) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "encoding the schedule progress failed");
+                return;
+            }
+        };
+        let path = self.progress_path.clone();
+        let written = shard
+            .shared
+            .offload
+            .run(move || crate::durable_file::replace(&path, &bytes))
+            .await;
+        match written {
+            Ok(Ok(())) => {
+                *self.persisted.borrow_mut() = progress;
+                self.failing.set(false);
+            }
+            Ok(Err(error)) => {
+                tracing::error!(error = %crate::reply::error_chain(&error), "persisting the schedule progress failed; copies handed over since the last success would be delivered again after a crash")
+            }
+            Err(error) => tracing::error!(%error, "persisting the schedule progress failed"),
+        }
+    }
+
+    fn log_failure(&self, error: &dyn std::error::Error, queue: &OwnedQueue) {
+        if !self.failing.replace(true) {
+            tracing::error!(
+                topic = queue.topic,
+                queue_id = queue.queue_id,
+                error = %crate::reply::error_chain(error),
+                "schedule turn failed; retrying every second"
+            );
+        }
+    }
+}
+
+/// Lets the shard's other tasks run once before going on.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Whether `shard_id` of `shards` owns `(topic, queue_id)` (every queue when
+/// shard-addressed: each shard is a broker of its own).
+pub fn owned_by(shard_id: usize, shards: usize, addressed: bool) -> impl Fn(&str, i32) -> bool {
+    move |topic, queue_id| addressed || shard_for_queue(topic, queue_id, shards) == shard_id
+}
