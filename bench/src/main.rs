@@ -110,6 +110,12 @@ struct Common {
     /// (the bench's own long-polling pull loop per queue: no rebalance, no listener hand-off).
     #[arg(long, value_enum, default_value_t = Api::Push)]
     api: Api,
+    /// Send timed messages (RocketMQ 5.x `TIMER_DELIVER_MS`): each is due at its send time
+    /// plus a random delay below this many ms, and its body carries the due time instead of
+    /// the born time, so the e2e latency is how late it was consumed past its due time.
+    /// Needs --batch 1 (a broker refuses delayed batches). 0: plain messages.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    deliver_within_ms: u64,
     /// Write the final figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -241,6 +247,7 @@ impl Common {
             inflight: self.inflight,
             rate: self.rate,
             limit,
+            deliver_within_ms: self.deliver_within_ms,
         }
     }
 
@@ -455,8 +462,9 @@ async fn run_consume(c: &Common) -> anyhow::Result<Report> {
 /// of fewer than 12 bytes carry no born time and are not checked).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn drain(recorder: &Recorder) {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+async fn drain(recorder: &Recorder, c: &Common) {
+    // Timed messages sent last are due up to --deliver-within-ms later.
+    let deadline = Instant::now() + DRAIN_TIMEOUT + Duration::from_millis(c.deliver_within_ms);
     while recorder.lost() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -482,7 +490,7 @@ async fn run_e2e(c: &Common) -> anyhow::Result<Report> {
         StopRule::Messages(_) => recorder.elapsed().as_secs_f64(),
         StopRule::Duration(_) => seconds,
     };
-    drain(&recorder).await;
+    drain(&recorder, c).await;
     consumers.stop().await;
     Ok(recorder.report_with_lost("e2e", seconds).with_cpu(cpu))
 }
@@ -522,7 +530,7 @@ async fn run_longpoll(l: &LongPoll) -> anyhow::Result<Report> {
     .await?;
     sender.abort();
     let _ = sender.await;
-    drain(&recorder).await;
+    drain(&recorder, c).await;
     consumers.stop().await;
     Ok(recorder.report_with_lost("longpoll", seconds).with_cpu(cpu))
 }

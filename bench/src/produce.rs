@@ -42,6 +42,8 @@ pub struct ProduceOptions {
     pub rate: u64,
     /// Stop after this many messages are issued in the measured phase.
     pub limit: Option<u64>,
+    /// Timed messages due within this many ms of their send (0: plain messages).
+    pub deliver_within_ms: u64,
 }
 
 /// Running producers; stop them with [`Producers::stop`].
@@ -70,6 +72,9 @@ impl Tickets {
 impl Producers {
     /// Starts every producer (their routes are fetched by the first send).
     pub async fn start(opts: &ProduceOptions, recorder: Arc<Recorder>) -> anyhow::Result<Self> {
+        if opts.deliver_within_ms > 0 && opts.batch > 1 {
+            anyhow::bail!("--deliver-within-ms sends timed messages one by one: use --batch 1 (brokers refuse delayed batches)");
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let producers = opts.producers.max(1);
         let tickets = Arc::new(Tickets::default());
@@ -154,6 +159,7 @@ impl OneProducer {
         let errors_logged = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let mut k: u32 = 0;
+        let mut seed = now_unix_us() | 1;
         loop {
             if *stop.borrow() {
                 break;
@@ -177,9 +183,23 @@ impl OneProducer {
             };
             let started = measure_from(scheduled, Instant::now());
             let producer = self.producer.clone();
-            let born_us = now_unix_us();
+            // A timed message carries its due time where a plain one carries its born time:
+            // the consumer side then measures lateness past due.
+            let (born_us, timer) = match self.opts.deliver_within_ms {
+                0 => (now_unix_us(), None),
+                within_ms => {
+                    let due_us = now_unix_us() + random_below(&mut seed, within_ms * 1000);
+                    (due_us, Some((due_us / 1000).to_string()))
+                }
+            };
             let msgs: Vec<Message> = (0..batch)
-                .map(|_| Message::new(self.opts.topic.clone(), self.template.make(born_us)))
+                .map(|_| {
+                    let msg = Message::new(self.opts.topic.clone(), self.template.make(born_us));
+                    match &timer {
+                        Some(due_ms) => msg.with_property("TIMER_DELIVER_MS", due_ms.clone()),
+                        None => msg,
+                    }
+                })
                 .collect();
             let recorder = Arc::clone(&recorder);
             let errors_logged = Arc::clone(&errors_logged);
@@ -220,6 +240,14 @@ impl OneProducer {
         self.producer.shutdown().await;
         Ok(())
     }
+}
+
+/// A pseudo-random number below `bound` (xorshift; spreading due times needs no more).
+fn random_below(seed: &mut u64, bound: u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed % bound.max(1)
 }
 
 #[cfg(test)]

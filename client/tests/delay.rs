@@ -295,10 +295,10 @@ async fn ten_thousand_timed_messages_are_each_delivered_once_on_time() {
         lateness_ms.len() > COUNT / 4,
         "too few due after the sends to judge"
     );
-    // The goal is 100 ms (measured on release builds: docs/decisions.md); this debug build
-    // shares 2 cores with the test's own debug client, and every message is copied about
-    // log2(delay / 64 ms) times on its way, so here only a gross delay fails.
-    assert!(p99 <= 3_000, "p99 lateness {p99} ms");
+    // The goal is 100 ms (met on release builds: docs/decisions.md; this debug build
+    // measured p99 17 ms alone); here the test's own debug client and the other tests of
+    // this file share the 2 cores, so the bound has slack.
+    assert!(p99 <= 250, "p99 lateness {p99} ms");
     admin.shutdown().await;
 }
 

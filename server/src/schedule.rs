@@ -16,12 +16,13 @@
 //!   left, to be looked at again after exactly that wait: again one fixed wait per queue,
 //!   so each queue is in order. When its turn comes, the time left is less than the wait
 //!   it just had, and the copy parks again on a lower queue (at most one copy per halving
-//!   of the time left: 22 for 3 days), or, with less than one step left, its queue waits
-//!   for it to be due and delivers it. Nothing is held in memory for a parked message.
+//!   of the time left: 22 for 3 days), or, with less than one step left, is held in memory
+//!   until due. Memory holds only what is due within a step.
 //!
 //! **Accuracy.** A level copy is delivered at its head turn, exact up to the shard's timer.
-//! A timed copy on queue 0 may wait behind the queue's head for at most one step, so it is
-//! delivered at most [`TIMER_STEP_MS`] late, plus the timer and the delivery's own time.
+//! A timed copy is delivered at its due time from memory, unless its last look came late;
+//! queues never wait at their heads (a head waiting for its own due time would hold back
+//! copies behind it that are due sooner, and under load those waits compound).
 
 use std::time::Duration;
 
@@ -279,8 +280,9 @@ pub enum Turn {
     Deliver(PutMessage),
     /// Park it again, on a lower timer queue.
     Repark(PutMessage),
-    /// Due in less than a step: the queue waits until then (its head stays).
-    WaitUntil { due_ms: i64 },
+    /// Due in less than a step: keep this delivery in memory until `due_ms` (the queue goes
+    /// on; waiting at its head would hold back copies due before it).
+    Hold { due_ms: i64, delivery: PutMessage },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -315,9 +317,6 @@ pub fn turn(parked: &StoredMessage, now_ms: i64) -> Result<Turn, TurnError> {
             properties::append(&mut out, keys::SCHEDULE_AT_MS, &at_ms.to_string())?;
             return Ok(Turn::Repark(copy_of(parked, TIMER_TOPIC, queue_id, out)));
         }
-        if left_ms > 0 {
-            return Ok(Turn::WaitUntil { due_ms });
-        }
     }
     let real_topic = properties::find(props, keys::REAL_TOPIC).ok_or(TurnError::Missing {
         key: keys::REAL_TOPIC,
@@ -337,12 +336,16 @@ pub fn turn(parked: &StoredMessage, now_ms: i64) -> Result<Turn, TurnError> {
             keys::SCHEDULE_AT_MS,
         ],
     );
-    Ok(Turn::Deliver(copy_of(
+    let delivery = copy_of(
         parked,
         real_topic,
         i32::try_from(real_queue_id).unwrap_or(0),
         out,
-    )))
+    );
+    Ok(match due_ms {
+        Some(due_ms) if due_ms > now_ms => Turn::Hold { due_ms, delivery },
+        _ => Turn::Deliver(delivery),
+    })
 }
 
 /// The parked record again, for another topic and queue: body, flag, sysFlag, born
@@ -515,10 +518,10 @@ mod tests {
             properties::find(&again.properties, "SCHEDULE_AT_MS"),
             Some("9216")
         );
-        assert_eq!(
-            turn(&message, 9_990),
-            Ok(Turn::WaitUntil { due_ms: 10_000 })
-        );
+        let Ok(Turn::Hold { due_ms, delivery }) = turn(&message, 9_990) else {
+            panic!("expected a hold");
+        };
+        assert_eq!((due_ms, delivery.topic.as_str()), (10_000, "T"));
         let Ok(Turn::Deliver(delivered)) = turn(&message, 10_000) else {
             panic!("expected a delivery");
         };
