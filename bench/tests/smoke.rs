@@ -188,6 +188,48 @@ fn e2e_receives_every_message_it_sends_in_open_loop() {
 }
 
 #[test]
+fn timed_messages_arrive_and_their_lateness_is_the_e2e_latency() {
+    let broker = Broker::start();
+    let json = report(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            "SmokeTimed",
+            "--rate",
+            "500",
+            "--messages",
+            "500",
+            "--deliver-within-ms",
+            "1500",
+        ],
+    );
+    assert_eq!(json["errors"], 0, "every timed message arrives: {json}");
+    assert_eq!(json["messages"], 500);
+    // Lateness past due, not the delay: far below the 1.5 s the due times spread over.
+    let p50_us = json["e2e_latency_us"]["p50"].as_u64().unwrap();
+    assert!(p50_us < 500_000, "p50 lateness {p50_us} µs: {json}");
+    let refused = bench(
+        Some(&broker),
+        &[
+            "e2e",
+            "--topic",
+            "SmokeTimed",
+            "--deliver-within-ms",
+            "10",
+            "--batch",
+            "4",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--batch 1"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
 fn consume_drains_what_produce_wrote() {
     let broker = Broker::start();
     report(
