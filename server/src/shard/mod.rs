@@ -15,6 +15,7 @@ pub mod hop;
 pub mod log_replica;
 pub mod long_poll;
 pub mod schedule;
+pub mod schedule_progress;
 pub mod shared;
 pub mod sync_replication;
 pub mod thread;
@@ -224,7 +225,7 @@ impl Shard {
         let long_poll = LongPoll::new(Arc::clone(&shared.clock), WheelConfig::default())
             .map_err(|source| ShardOpenError::Wheel { shard_id, source })?;
         let schedule = ShardSchedule::load(
-            offsets_dir.join("delayOffset.json"),
+            offsets_dir.join("delayProgress"),
             config.schedule.levels.count(),
             schedule::owned_by(shard_id, shards, addressed),
         )
@@ -277,7 +278,6 @@ impl Shard {
         if shard.shared.config.role != crate::config::Role::Slave {
             // A slave's log already holds its master's deliveries.
             compio::runtime::spawn(schedule::schedule_loop(Rc::downgrade(&shard))).detach();
-            compio::runtime::spawn(schedule::progress_loop(Rc::downgrade(&shard))).detach();
         }
         Ok(shard)
     }

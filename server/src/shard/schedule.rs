@@ -11,13 +11,14 @@
 //! ([`ShardSchedule::held`]) rather than making its queue wait. Memory: a few words per
 //! queue plus what is due within a step, whatever is parked.
 //!
-//! **Crash.** A second task ([`progress_loop`]) reads the heads, fdatasyncs the logs that
-//! took copies since its last round, and only then writes the heads to the progress file
-//! (`config/shard-<n>/delayOffset.json`: RocketMQ's `offsetTable` of the levels, plus
-//! `timerOffsetTable`; a queue's recorded head stays below its copies held in memory), so
-//! the file never runs ahead of what a power cut leaves in the log: nothing is lost. A crash delivers again what was handed over after the file's last
-//! write: at most [`PROGRESS_INTERVAL`] (100 ms) of deliveries plus one write; the turns
-//! never wait for it.
+//! **Crash.** After each turn's appends the logs that took them are fdatasynced and the
+//! progress file (`config/shard-<n>/delayProgress`, [`schedule_progress`]) is rewritten in
+//! place: every queue's head and the offsets of its copies held in memory. The file never
+//! runs ahead of what a power cut leaves in the logs, so nothing is lost; a restart looks
+//! at the held copies again and goes on from the heads, so a crash repeats only the turn it
+//! interrupted.
+//!
+//! [`schedule_progress`]: super::schedule_progress
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,8 +29,8 @@ use std::time::Duration;
 use ringmq_engine::consumequeue::TagFilter;
 use ringmq_engine::store::{Arrival, GetMessageStatus, PutMessage};
 use ringmq_protocol::message::record::decode_record;
-use serde::{Deserialize, Serialize};
 
+use super::schedule_progress::{ProgressFile, ScheduleProgress, MAX_PAYLOAD_BYTES};
 use super::{Shard, ShardError};
 use crate::notify::LocalNotify;
 use crate::placement::shard_for_queue;
@@ -41,23 +42,8 @@ const TURN_MESSAGES: u32 = 256;
 const TURN_BYTES: u64 = 4 << 20;
 /// After a failed turn (disk full, a shard gone), the queue is tried again this much later.
 const RETRY_AFTER_FAILURE_MS: i64 = 1000;
-/// Least time between two writes of the progress file: each costs an fdatasync of the logs
-/// and a file replacement (two more), too much to pay per turn (one write per turn: broker
-/// CPU per timed message 551 µs, with this pause 345 µs, release, 10,000 timed messages at
-/// 1,250/s). A crash delivers again what was handed over since the last write: at most
-/// this much (plus one write).
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest sleep without a look (a wall clock that jumped is noticed by then).
 const LONGEST_SLEEP: Duration = Duration::from_secs(1);
-
-/// The progress file: RocketMQ's `delayOffset.json` (level → offset of queue level − 1)
-/// plus the timer queues' offsets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ScheduleProgress {
-    pub offset_table: BTreeMap<i32, i64>,
-    pub timer_offset_table: BTreeMap<i32, i64>,
-}
 
 /// One owned schedule queue.
 #[derive(Debug)]
@@ -71,6 +57,9 @@ struct OwnedQueue {
     /// Offsets of this queue's copies held in memory until due (`ShardSchedule::held`): the
     /// recorded head stays below them, so a crash looks at them again.
     held_offsets: RefCell<BTreeSet<i64>>,
+    /// Offsets the progress file says were held when the broker stopped: looked at again
+    /// first.
+    reexamine: RefCell<Vec<i64>>,
 }
 
 /// A delivery due within a step, waiting in memory.
@@ -111,12 +100,12 @@ pub struct ShardSchedule {
     queues: Vec<OwnedQueue>,
     wake: LocalNotify,
     progress_path: PathBuf,
+    /// The sequence of the progress file's newest slot at open.
+    progress_sequence: u64,
+    /// Opened by the schedule task.
+    progress_file: RefCell<Option<ProgressFile>>,
     /// What the progress file holds now.
     persisted: RefCell<ScheduleProgress>,
-    /// Shards whose logs took copies since the progress task last synced them.
-    unsynced_shards: RefCell<BTreeSet<usize>>,
-    /// Heads moved: wakes [`progress_loop`].
-    progress_wake: LocalNotify,
     /// Deliveries due within a step, earliest first: what memory holds, whatever is parked.
     held: RefCell<std::collections::BinaryHeap<Held>>,
     /// After a failed hand-over, held deliveries wait until then.
@@ -133,18 +122,8 @@ impl ShardSchedule {
         level_count: i32,
         owns: impl Fn(&str, i32) -> bool,
     ) -> Result<Self, std::io::Error> {
-        let persisted: ScheduleProgress = match std::fs::read(&progress_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {error}", progress_path.display()),
-                )
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                ScheduleProgress::default()
-            }
-            Err(error) => return Err(error),
-        };
+        let (progress_sequence, persisted) =
+            ProgressFile::load_blocking(&progress_path)?.unwrap_or_default();
         let mut queues = Vec::new();
         for queue_id in 0..level_count {
             if owns(SCHEDULE_TOPIC, queue_id) {
@@ -155,16 +134,20 @@ impl ShardSchedule {
         for queue_id in 0..TIMER_QUEUE_NUMS {
             if owns(TIMER_TOPIC, queue_id) {
                 let offset = persisted.timer_offset_table.get(&queue_id).copied();
-                queues.push(OwnedQueue::new(TIMER_TOPIC, queue_id, offset));
+                let queue = OwnedQueue::new(TIMER_TOPIC, queue_id, offset);
+                if let Some(held) = persisted.timer_held.get(&queue_id) {
+                    queue.reexamine.borrow_mut().extend(held);
+                }
+                queues.push(queue);
             }
         }
         Ok(ShardSchedule {
             queues,
             wake: LocalNotify::default(),
             progress_path,
+            progress_sequence,
+            progress_file: RefCell::new(None),
             persisted: RefCell::new(persisted),
-            unsynced_shards: RefCell::default(),
-            progress_wake: LocalNotify::default(),
             held: RefCell::default(),
             held_paused_until_ms: Cell::new(0),
             failing: Cell::new(false),
@@ -199,15 +182,21 @@ impl ShardSchedule {
             .collect()
     }
 
+    /// The heads and held offsets as the progress file records them.
     fn progress(&self) -> ScheduleProgress {
         let mut progress = ScheduleProgress::default();
         for queue in &self.queues {
-            let held = queue.held_offsets.borrow().first().copied();
-            let offset = held.map_or(queue.head_offset.get(), |h| h.min(queue.head_offset.get()));
+            let head = queue.head_offset.get();
             if queue.topic == SCHEDULE_TOPIC {
-                progress.offset_table.insert(queue.queue_id + 1, offset);
-            } else {
-                progress.timer_offset_table.insert(queue.queue_id, offset);
+                progress.offset_table.insert(queue.queue_id + 1, head);
+                continue;
+            }
+            progress.timer_offset_table.insert(queue.queue_id, head);
+            let held = queue.held_offsets.borrow();
+            if !held.is_empty() {
+                progress
+                    .timer_held
+                    .insert(queue.queue_id, held.iter().copied().collect());
             }
         }
         progress
@@ -223,6 +212,7 @@ impl OwnedQueue {
             // Look at once: copies may have come due while the broker was down.
             next_at_ms: Cell::new(0),
             held_offsets: RefCell::default(),
+            reexamine: RefCell::default(),
         }
     }
 }
@@ -241,6 +231,9 @@ struct QueueTurn {
 
 /// Runs `shard`'s schedule until the shard is gone.
 pub async fn schedule_loop(shard: Weak<Shard>) {
+    if let Some(this) = shard.upgrade() {
+        this.schedule.start(&this).await;
+    }
     loop {
         let Some(this) = shard.upgrade() else { return };
         let schedule = &this.schedule;
@@ -453,8 +446,7 @@ async fn hand_over(
             });
         }
     }
-    schedule.unsynced_shards.borrow_mut().extend(owners);
-    schedule.progress_wake.notify();
+    schedule.record(shard, owners).await;
 }
 
 impl ShardSchedule {
@@ -480,72 +472,118 @@ impl ShardSchedule {
     }
 }
 
-/// Makes the handed-over copies durable and then records the heads, over and over while
-/// heads move, apart from the turns so that an fdatasync never delays a delivery. The heads
-/// are read *before* the logs are synced, so the file never names a head whose copies a
-/// power cut could still take: nothing is lost. What a crash can repeat: the copies handed
-/// over since the last write of the file (at most [`PROGRESS_INTERVAL`] and one write).
-pub async fn progress_loop(shard: Weak<Shard>) {
-    loop {
-        let Some(this) = shard.upgrade() else { return };
-        let schedule = &this.schedule;
-        let progress = schedule.progress();
-        let unsynced = std::mem::take(&mut *schedule.unsynced_shards.borrow_mut());
-        if *schedule.persisted.borrow() == progress && unsynced.is_empty() {
-            let wake = Rc::clone(&this);
-            drop(this);
-            wake.schedule.progress_wake.notified().await;
-            continue;
+impl ShardSchedule {
+    /// Opens the progress file and takes back the copies it says were held in memory.
+    async fn start(&self, shard: &Shard) {
+        match ProgressFile::open(&self.progress_path, self.progress_sequence).await {
+            Ok(file) => *self.progress_file.borrow_mut() = Some(file),
+            Err(error) => tracing::error!(
+                path = %self.progress_path.display(),
+                %error,
+                "cannot open the schedule's progress file: deliveries go on, but a crash \
+                 will repeat everything since the broker started"
+            ),
         }
-        let mut synced = Ok(());
-        for owner in &unsynced {
-            if let Err(error) = this.sync_log_on(*owner).await {
-                synced = Err(error);
-                break;
+        let now_ms = shard.shared.clock.wall_ms();
+        for (index, queue) in self.queues.iter().enumerate() {
+            let offsets = std::mem::take(&mut *queue.reexamine.borrow_mut());
+            for queue_offset in offsets {
+                match self.reread(shard, queue, queue_offset, now_ms).await {
+                    Ok(Some((due_ms, delivery))) => {
+                        queue.held_offsets.borrow_mut().insert(queue_offset);
+                        self.held.borrow_mut().push(Held {
+                            due_ms,
+                            queue_index: index,
+                            queue_offset,
+                            delivery,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(
+                        topic = queue.topic,
+                        queue_id = queue.queue_id,
+                        queue_offset,
+                        error = %crate::reply::error_chain(&error),
+                        "a copy held before the restart cannot be read: skipped"
+                    ),
+                }
             }
         }
-        if let Err(error) = synced {
-            tracing::error!(error = %crate::reply::error_chain(&error), "schedule: syncing the log of handed-over copies failed; retrying in a second");
-            schedule.unsynced_shards.borrow_mut().extend(unsynced);
-            drop(this);
-            compio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        schedule.persist(&this, progress).await;
-        drop(this);
-        compio::time::sleep(PROGRESS_INTERVAL).await;
     }
-}
 
-impl ShardSchedule {
-    /// Writes `progress` to the progress file if it moved (off the ring thread).
-    async fn persist(&self, shard: &Shard, progress: ScheduleProgress) {
-        if *self.persisted.borrow() == progress {
+    /// The delivery of the copy at `queue_offset` and when it is due (now if overdue;
+    /// a copy that would be parked again is parked again at once).
+    async fn reread(
+        &self,
+        shard: &Shard,
+        queue: &OwnedQueue,
+        queue_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<(i64, PutMessage)>, ShardError> {
+        let result = shard
+            .store
+            .get_messages(
+                queue.topic,
+                queue.queue_id,
+                queue_offset,
+                1,
+                TURN_BYTES,
+                &TagFilter::All,
+            )
+            .await?;
+        let Some(found) = result.messages.first() else {
+            return Ok(None);
+        };
+        if found.queue_offset != queue_offset {
+            return Ok(None);
+        }
+        let bytes = &result.data[found.data_range.clone()];
+        let Ok((parked, _)) = decode_record(bytes) else {
+            return Ok(None);
+        };
+        Ok(match turn(&parked, now_ms) {
+            Ok(Turn::Hold { due_ms, delivery }) => Some((due_ms, delivery)),
+            Ok(Turn::Deliver(delivery)) | Ok(Turn::Repark(delivery)) => Some((now_ms, delivery)),
+            Err(_) => None,
+        })
+    }
+
+    /// After a turn's appends: makes them durable on the shards that took them, then
+    /// records the heads and held offsets, so the file never runs ahead of the logs.
+    async fn record(&self, shard: &Rc<Shard>, owners: BTreeSet<usize>) {
+        let progress = self.progress();
+        if owners.is_empty() && *self.persisted.borrow() == progress {
+            // A look that moved nothing.
             return;
         }
-        let bytes = match serde_json::to_vec_pretty(&progress) {
-            Ok(bytes) => bytes,
+        for owner in owners {
+            if let Err(error) = shard.sync_log_on(owner).await {
+                // Not recorded: a crash repeats these copies rather than lose them.
+                tracing::error!(error = %crate::reply::error_chain(&error), "schedule: syncing the log of handed-over copies failed");
+                return;
+            }
+        }
+        let payload = match progress_payload(progress.clone()) {
+            Ok(payload) => payload,
             Err(error) => {
                 tracing::error!(%error, "encoding the schedule progress failed");
                 return;
             }
         };
-        let path = self.progress_path.clone();
-        let written = shard
-            .shared
-            .offload
-            .run(move || crate::durable_file::replace(&path, &bytes))
-            .await;
-        match written {
-            Ok(Ok(())) => {
+        let file = self.progress_file.borrow_mut().take();
+        let Some(file) = file else { return };
+        match file.write(payload).await {
+            Ok(()) => {
                 *self.persisted.borrow_mut() = progress;
                 self.failing.set(false);
             }
-            Ok(Err(error)) => {
-                tracing::error!(error = %crate::reply::error_chain(&error), "persisting the schedule progress failed; copies handed over since the last success would be delivered again after a crash")
-            }
-            Err(error) => tracing::error!(%error, "persisting the schedule progress failed"),
+            Err(error) => tracing::error!(
+                path = %file.path().display(),
+                %error,
+                "writing the schedule progress failed; a crash would repeat deliveries"
+            ),
         }
+        *self.progress_file.borrow_mut() = Some(file);
     }
 
     fn log_failure(&self, error: &dyn std::error::Error, queue: &OwnedQueue) {
@@ -558,6 +596,24 @@ impl ShardSchedule {
             );
         }
     }
+}
+
+/// `progress` encoded for the file; when the held offsets do not fit a slot, each queue's
+/// head is recorded at its lowest held copy instead (a crash then repeats more, loses
+/// nothing).
+fn progress_payload(mut progress: ScheduleProgress) -> Result<Vec<u8>, serde_json::Error> {
+    let payload = serde_json::to_vec(&progress)?;
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return Ok(payload);
+    }
+    for (queue_id, held) in std::mem::take(&mut progress.timer_held) {
+        if let (Some(head), Some(lowest)) =
+            (progress.timer_offset_table.get_mut(&queue_id), held.first())
+        {
+            *head = (*head).min(*lowest);
+        }
+    }
+    serde_json::to_vec(&progress)
 }
 
 /// Lets the shard's other tasks run once before going on.
