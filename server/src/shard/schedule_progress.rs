@@ -107,12 +107,19 @@ impl ProgressFile {
 
     /// Opens (creating) the file to go on after `sequence`.
     pub async fn open(path: &Path, sequence: u64) -> io::Result<Self> {
+        let existed = path.exists();
         let file = compio::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
             .await?;
+        if !existed {
+            // The new name must survive a power cut as well as the slots written into it.
+            if let Some(dir) = path.parent() {
+                ringmq_engine::commitlog::sync_dir(dir).await?;
+            }
+        }
         Ok(ProgressFile {
             path: path.to_path_buf(),
             file,
