@@ -370,9 +370,9 @@ async fn read_turn(
     Ok(turn_out)
 }
 
-/// Appends the turns' copies and the released deliveries, then moves the heads and keeps
-/// the turns' held deliveries; the progress task makes them durable and records the heads
-/// ([`progress_loop`]).
+/// Appends the turns' copies and the released deliveries, moves the heads, keeps the turns'
+/// held deliveries, then makes the appends durable and records the progress
+/// ([`ShardSchedule::record`]).
 async fn hand_over(
     shard: &Rc<Shard>,
     turns: Vec<(usize, QueueTurn)>,
