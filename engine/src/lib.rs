@@ -12,7 +12,8 @@
 //! - [`retention`]: which old CommitLog segments to delete, and why (the store's
 //!   retention task deletes them).
 //! - [`error`], [`signal`]: the store's error type and its task wake-ups; `clock`: the
-//!   wall clock stored in records and offsets files.
+//!   wall clock stored in records and offsets files; `inline_write`: the page-cache writes
+//!   of the log and the queues, made on the shard thread instead of an io-wq worker.
 
 mod clock;
 pub mod commitlog;
@@ -20,6 +21,7 @@ pub mod consumequeue;
 pub mod dirs;
 pub mod disk_guard;
 pub mod error;
+mod inline_write;
 pub mod offsets;
 pub mod page_cache;
 mod queues;

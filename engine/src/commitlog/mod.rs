@@ -56,11 +56,10 @@ pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 1 << 30;
 pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4096;
 /// Largest accepted segment size: a blank record's `remaining` is an int32.
 pub const MAX_SEGMENT_SIZE_BYTES: u64 = i32::MAX as u64;
-/// Largest single positional write: 256 KiB writes stay on io_uring's fast path, bigger ones
-/// were punted to io-wq workers in our measurements (compio-notes.md).
+/// Largest write into the page cache made without letting the shard's other tasks run: a
+/// group's writes are made on the shard thread (`crate::inline_write`), so this bounds how
+/// long one write holds the shard (a 256 KiB copy: tens of microseconds).
 pub const WRITE_CHUNK_BYTES: usize = 256 * 1024;
-/// Chunks of one group written concurrently.
-pub const WRITES_IN_FLIGHT: usize = 4;
 
 /// The physical offset of byte `log_offset` of shard `shard_id`'s log.
 pub fn to_physical(shard_id: u8, log_offset: u64) -> Option<i64> {
@@ -295,8 +294,9 @@ impl CommitLog {
         })
     }
 
-    /// Writes a group (segments created on demand), up to [`WRITES_IN_FLIGHT`] chunks of
-    /// [`WRITE_CHUNK_BYTES`] at a time. On error the log is marked failed.
+    /// Writes a group (segments created on demand) into the page cache, on the shard thread,
+    /// in chunks of at most [`WRITE_CHUNK_BYTES`] with a yield to the shard's other tasks
+    /// between two chunks. On error the log is marked failed.
     pub async fn write_group(&self, group: &Group) -> Result<(), StoreError> {
         if let Some(source) = self.failure() {
             return Err(StoreError::LogFailed { source });
@@ -327,35 +327,27 @@ impl CommitLog {
     }
 
     async fn write_group_inner(&self, group: &Group) -> Result<(), (PathBuf, io::Error)> {
-        let mut chunks = Vec::new();
+        let mut chunks_written = 0_usize;
         for run in &group.runs {
             let segment = self.segment_or_create(run.segment_start).await?;
             let mut pos = run.buf_range.start;
             while pos < run.buf_range.end {
+                if chunks_written > 0 {
+                    crate::signal::yield_now().await;
+                }
                 let end = run.buf_range.end.min(pos + WRITE_CHUNK_BYTES);
                 let pos_in_file = run.pos_in_file + (pos - run.buf_range.start) as u64;
-                chunks.push((
-                    Rc::clone(&segment),
-                    group.bytes.slice(pos..end),
-                    pos_in_file,
-                ));
+                // Runs lie inside their group (`AppendBuffer`); a bug that broke this must
+                // not be acknowledged as written.
+                let chunk = group.bytes.get(pos..end).ok_or_else(|| {
+                    let error = io::Error::other("a write run lies outside its group");
+                    (segment.path().to_path_buf(), error)
+                })?;
+                segment
+                    .write_into_page_cache(chunk, pos_in_file)
+                    .map_err(|e| (segment.path().to_path_buf(), e))?;
+                chunks_written += 1;
                 pos = end;
-            }
-        }
-        for window in chunks.chunks(WRITES_IN_FLIGHT) {
-            let writes = window.iter().map(|(segment, data, pos)| {
-                let segment = Rc::clone(segment);
-                let data = data.clone();
-                let pos = *pos;
-                async move {
-                    segment
-                        .write_all_at(data, pos)
-                        .await
-                        .map_err(|e| (segment.path().to_path_buf(), e))
-                }
-            });
-            for result in futures_util::future::join_all(writes).await {
-                result?;
             }
         }
         Ok(())

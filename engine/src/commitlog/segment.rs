@@ -11,7 +11,7 @@
 //! preallocated file of zeros; neither holds a valid record, so recovery ignores it.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -151,7 +151,15 @@ impl Segment {
         &self.file
     }
 
-    /// Writes all of `data` at `pos_in_file` (through the page cache).
+    /// Writes all of `data` at `pos_in_file` into the page cache, on this thread, before
+    /// returning: no io_uring submission, which ext4 would punt to an io-wq worker (see
+    /// `crate::inline_write` for what may block and the bound on it).
+    pub fn write_into_page_cache(&self, data: &[u8], pos_in_file: u64) -> io::Result<()> {
+        crate::inline_write::write_all_at(self.file.as_fd(), data, pos_in_file)
+    }
+
+    /// Writes all of `data` at `pos_in_file` (through the page cache) as an io_uring
+    /// operation: for recovery's zeroing, off the append path.
     pub async fn write_all_at(&self, data: Bytes, pos_in_file: u64) -> io::Result<()> {
         let mut file = &self.file;
         let BufResult(res, _) = file.write_all_at(data, pos_in_file).await;

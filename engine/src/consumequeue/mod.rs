@@ -9,10 +9,10 @@
 //!
 //! **Memory.** Appends go to an in-memory window ([`ConsumeQueue::append`], synchronous,
 //! visible to reads at once). [`ConsumeQueue::write_pending`] writes what is pending with one
-//! positional write per file touched (the shard calls it once per loop turn);
-//! [`ConsumeQueue::sync`] also fdatasyncs. The window keeps the newest
-//! [`DEFAULT_MEMORY_ENTRIES`] written entries as well, so consumers at the tail read from
-//! memory; older entries are read from the files with positional reads.
+//! positional write per file touched, into the page cache on the shard thread (the shard
+//! calls it once per loop turn); [`ConsumeQueue::sync`] also fdatasyncs. The window keeps
+//! the newest [`DEFAULT_MEMORY_ENTRIES`] written entries as well, so consumers at the tail
+//! read from memory; older entries are read from the files with positional reads.
 //!
 //! **Invariants.** `min_offset ≤ written_offset ≤ max_offset`; the window holds exactly
 //! `[window_start, max_offset)` and `window_start ≤ written_offset`, so every entry is either
@@ -54,11 +54,10 @@ mod trim;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use compio::buf::BufResult;
 use compio::fs::{File, OpenOptions};
-use compio::io::AsyncWriteAtExt;
 
 use entry::{encode_all, ENTRY_SIZE_BYTES_U64};
 pub use entry::{CqEntry, ENTRY_SIZE_BYTES};
@@ -304,8 +303,9 @@ impl ConsumeQueue {
             debug_assert_eq!(buf.len(), count * ENTRY_SIZE_BYTES);
             let file = self.file_for_write(first).await?;
             let position = self.position_in_file(offset);
-            let mut writer = &file;
-            let BufResult(result, buf) = writer.write_all_at(buf, position).await;
+            // On the shard thread, not through io_uring: ext4 punts every buffered write
+            // to an io-wq worker, and this one is a copy of a few hundred bytes.
+            let result = crate::inline_write::write_all_at(file.as_fd(), &buf, position);
             self.encode_buf = buf;
             result.map_err(io_error(&self.file_path(first)))?;
             self.unsynced_files.insert(first);
