@@ -30,21 +30,25 @@ fn wall_ms() -> i64 {
 /// order.
 type Received = Arc<Mutex<Vec<(String, i64, i32, i64)>>>;
 
-fn consumer(
+/// A started push consumer of `group` on `topic` (from its first offset) whose listener
+/// records what it sees and answers `status`.
+async fn start_group(
     ns: &str,
     group: &str,
-    received: Received,
+    topic: &str,
     status: ConsumeStatus,
     max_reconsume_times: i32,
-) -> PushConsumer {
+) -> (PushConsumer, Received) {
+    let received: Received = Arc::default();
+    let seen_by_listener = Arc::clone(&received);
     let mut config = PushConsumerConfig::new(ns, group);
     config.consume_from = ConsumeFrom::FirstOffset;
     config.client.heartbeat_interval = Duration::from_secs(1);
     config.rebalance_interval = Duration::from_secs(1);
     config.max_reconsume_times = max_reconsume_times;
-    PushConsumer::new(config, move |msgs: &[MessageExt]| {
+    let consumer = PushConsumer::new(config, move |msgs: &[MessageExt]| {
         let now = wall_ms();
-        let mut seen = received.lock().unwrap();
+        let mut seen = seen_by_listener.lock().unwrap();
         for m in msgs {
             seen.push((
                 String::from_utf8_lossy(&m.body).into_owned(),
@@ -54,7 +58,19 @@ fn consumer(
             ));
         }
         status
-    })
+    });
+    consumer.subscribe(topic, "*").unwrap();
+    consumer.start().await.unwrap();
+    (consumer, received)
+}
+
+/// The broker's name server address, and an admin client once `topic` (with `queues`
+/// queues) is routed.
+async fn routed_topic(broker: &support::Broker, topic: &str, queues: i32) -> (String, Admin) {
+    let ns = broker.namesrv_addr.unwrap().to_string();
+    let admin = Admin::connect(&ns);
+    support::create_routed_topic(&admin, topic, queues).await;
+    (ns, admin)
 }
 
 async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -77,9 +93,7 @@ async fn queue_max_offset(admin: &Admin, topic: &str, queue_id: i32) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_message_is_invisible_until_due_also_across_a_crash() {
     let broker = support::start_broker(&["--message-delay-level", TEST_LEVELS]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "DelayTopic", 1).await;
+    let (ns, admin) = routed_topic(&broker, "DelayTopic", 1).await;
     let producer = Producer::start(ProducerConfig::new(&ns, "delay_producer"))
         .await
         .unwrap();
@@ -96,16 +110,8 @@ async fn a_delayed_message_is_invisible_until_due_also_across_a_crash() {
         0,
         "visible early"
     );
-    let received: Received = Arc::default();
-    let group = consumer(
-        &ns,
-        "delay_group",
-        Arc::clone(&received),
-        ConsumeStatus::Success,
-        16,
-    );
-    group.subscribe("DelayTopic", "*").unwrap();
-    group.start().await.unwrap();
+    let (group, received) =
+        start_group(&ns, "delay_group", "DelayTopic", ConsumeStatus::Success, 16).await;
     assert!(
         wait_until(Duration::from_secs(10), || !received
             .lock()
@@ -142,9 +148,7 @@ async fn a_delayed_message_is_invisible_until_due_also_across_a_crash() {
     admin.shutdown().await;
     let store = broker.kill9();
     let broker = support::Broker::start_on_store(store, &["--message-delay-level", TEST_LEVELS]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "DelayTopic", 1).await;
+    let (ns, admin) = routed_topic(&broker, "DelayTopic", 1).await;
     let before_due = queue_max_offset(&admin, "DelayTopic", 0).await;
     assert!(
         wall_ms() < parked_at + 3000,
@@ -154,16 +158,14 @@ async fn a_delayed_message_is_invisible_until_due_also_across_a_crash() {
         before_due, 2,
         "level-2 and level-1 only, before level-6 is due"
     );
-    let received: Received = Arc::default();
-    let group = consumer(
+    let (group, received) = start_group(
         &ns,
         "delay_group_2",
-        Arc::clone(&received),
+        "DelayTopic",
         ConsumeStatus::Success,
         16,
-    );
-    group.subscribe("DelayTopic", "*").unwrap();
-    group.start().await.unwrap();
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(15), || received.lock().unwrap().len()
             >= 3)
@@ -194,19 +196,9 @@ async fn ten_thousand_timed_messages_are_each_delivered_once_on_time() {
     const COUNT: usize = 10_000;
     const SPREAD_MS: i64 = 8_000;
     let broker = support::start_broker(&[]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "TimedTopic", 4).await;
-    let received: Received = Arc::default();
-    let group = consumer(
-        &ns,
-        "timed_group",
-        Arc::clone(&received),
-        ConsumeStatus::Success,
-        16,
-    );
-    group.subscribe("TimedTopic", "*").unwrap();
-    group.start().await.unwrap();
+    let (ns, admin) = routed_topic(&broker, "TimedTopic", 4).await;
+    let (group, received) =
+        start_group(&ns, "timed_group", "TimedTopic", ConsumeStatus::Success, 16).await;
     let producer = Arc::new(
         Producer::start(ProducerConfig::new(&ns, "timed_producer"))
             .await
@@ -307,9 +299,7 @@ async fn ten_thousand_timed_messages_are_each_delivered_once_on_time() {
 async fn timed_messages_survive_a_kill_in_the_middle_and_few_come_twice() {
     const COUNT: usize = 2_000;
     let broker = support::start_broker(&[]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "KillTimed", 4).await;
+    let (ns, admin) = routed_topic(&broker, "KillTimed", 4).await;
     let producer = Arc::new(
         Producer::start(ProducerConfig::new(&ns, "kill_timed_producer"))
             .await
@@ -339,19 +329,15 @@ async fn timed_messages_survive_a_kill_in_the_middle_and_few_come_twice() {
     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
     let store = broker.kill9();
     let broker = support::Broker::start_on_store(store, &[]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "KillTimed", 4).await;
-    let received: Received = Arc::default();
-    let group = consumer(
+    let (ns, admin) = routed_topic(&broker, "KillTimed", 4).await;
+    let (group, received) = start_group(
         &ns,
         "kill_timed_group",
-        Arc::clone(&received),
+        "KillTimed",
         ConsumeStatus::Success,
         16,
-    );
-    group.subscribe("KillTimed", "*").unwrap();
-    group.start().await.unwrap();
+    )
+    .await;
     let unique = |received: &Received| {
         received
             .lock()
@@ -384,19 +370,15 @@ async fn a_failing_listener_gets_growing_delays_then_the_dead_letter_queue() {
     // Send-back uses level 3 + reconsume count: 300, 400, 500 ms here.
     let levels = "100ms 200ms 300ms 400ms 500ms 600ms 700ms 800ms";
     let broker = support::start_broker(&["--message-delay-level", levels]);
-    let ns = broker.namesrv_addr.unwrap().to_string();
-    let admin = Admin::connect(&ns);
-    support::create_routed_topic(&admin, "FailTopic", 1).await;
-    let received: Received = Arc::default();
-    let group = consumer(
+    let (ns, admin) = routed_topic(&broker, "FailTopic", 1).await;
+    let (group, received) = start_group(
         &ns,
         "fail_group",
-        Arc::clone(&received),
+        "FailTopic",
         ConsumeStatus::ReconsumeLater,
         3,
-    );
-    group.subscribe("FailTopic", "*").unwrap();
-    group.start().await.unwrap();
+    )
+    .await;
     let producer = Producer::start(ProducerConfig::new(&ns, "fail_producer"))
         .await
         .unwrap();
