@@ -24,6 +24,12 @@ pub fn shard_for_queue(topic: &str, queue_id: i32, shards: usize) -> usize {
     topic_start.wrapping_add(queue) % shards
 }
 
+/// Whether shard `shard_id` of `shards` owns `(topic, queue_id)`: the placement's choice,
+/// or every queue when shard-addressed (each shard is then a broker of its own).
+pub fn owned_by(shard_id: usize, shards: usize, addressed: bool) -> impl Fn(&str, i32) -> bool {
+    move |topic, queue_id| addressed || shard_for_queue(topic, queue_id, shards) == shard_id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,27 +160,34 @@ pub enum DueError {
 /// `DELAY` > 0. A due time already past, a level ≤ 0 or not a number (RocketMQ reads it as
 /// 0 then) deliver now.
 pub fn due(props: &str, now_ms: i64, config: &ScheduleConfig) -> Result<Due, DueError> {
-    let number = |key: &'static str| -> Result<Option<i64>, DueError> {
-        match properties::find(props, key) {
-            None => Ok(None),
-            Some(value) => {
-                value
-                    .trim()
-                    .parse::<i64>()
-                    .map(Some)
-                    .map_err(|_| DueError::NotANumber {
-                        key,
-                        value: value.to_owned(),
-                    })
-            }
+    // One pass over the properties, as this runs for every message sent; a key's last value
+    // wins, as in `properties::find`.
+    let (mut deliver_at, mut delay_sec, mut delay_ms, mut level) = (None, None, None, None);
+    for (key, value) in properties::pairs(props) {
+        match key {
+            keys::TIMER_DELIVER_MS => deliver_at = Some(value),
+            keys::TIMER_DELAY_SEC => delay_sec = Some(value),
+            keys::TIMER_DELAY_MS => delay_ms = Some(value),
+            keys::DELAY => level = Some(value),
+            _ => {}
         }
+    }
+    let number = |key: &'static str, value: Option<&str>| -> Result<Option<i64>, DueError> {
+        value
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| DueError::NotANumber {
+                    key,
+                    value: v.to_owned(),
+                })
+            })
+            .transpose()
     };
-    let due_ms = if let Some(at) = number(keys::TIMER_DELIVER_MS)? {
+    let due_ms = if let Some(at) = number(keys::TIMER_DELIVER_MS, deliver_at)? {
         Some(at)
-    } else if let Some(secs) = number(keys::TIMER_DELAY_SEC)? {
+    } else if let Some(secs) = number(keys::TIMER_DELAY_SEC, delay_sec)? {
         Some(now_ms.saturating_add(secs.saturating_mul(1000)))
     } else {
-        number(keys::TIMER_DELAY_MS)?.map(|ms| now_ms.saturating_add(ms))
+        number(keys::TIMER_DELAY_MS, delay_ms)?.map(|ms| now_ms.saturating_add(ms))
     };
     if let Some(due_ms) = due_ms {
         let delay_ms = due_ms.saturating_sub(now_ms);
@@ -196,7 +203,7 @@ pub fn due(props: &str, now_ms: i64, config: &ScheduleConfig) -> Result<Due, Due
             Due::Now
         });
     }
-    let level = properties::find(props, keys::DELAY)
+    let level = level
         .and_then(|value| value.trim().parse::<i32>().ok())
         .unwrap_or(0);
     Ok(if level > 0 {

@@ -15,11 +15,6 @@ use crate::schedule::{self, Due};
 use crate::shard::Shard;
 use crate::topics::retry_topic;
 
-/// RocketMQ's default `retryMaxTimes` of a subscription group.
-const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
-/// Request version from which the header's maxReconsumeTimes is honoured (V3_4_9).
-const VERSION_WITH_MAX_RECONSUME: i32 = 121;
-
 /// VIEW_MESSAGE_BY_ID: body = the one stored record.
 pub async fn view_message(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
     let header: ViewMessageRequestHeader = decode_header(request)?;
@@ -45,10 +40,7 @@ pub async fn send_back(shard: &Rc<Shard>, request: &RemotingCommand) -> Answer {
         physical_offset: header.physical_offset,
         source,
     })?;
-    let max_reconsume = match header.max_reconsume_times {
-        Some(max) if request.version >= VERSION_WITH_MAX_RECONSUME => max,
-        _ => DEFAULT_MAX_RECONSUME_TIMES,
-    };
+    let max_reconsume = super::max_reconsume_times(request, header.max_reconsume_times);
     let to_dlq = original.reconsume_times >= max_reconsume || header.delay_level < 0;
     let mut props = properties::without(&original.properties, &[keys::DELAY]);
     let mut add = |key: &str, value: &str| properties::append(&mut props, key, value);

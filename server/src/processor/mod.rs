@@ -31,6 +31,21 @@ pub fn success(request: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(request, response_code::SUCCESS)
 }
 
+/// RocketMQ's default `retryMaxTimes` of a subscription group.
+const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
+/// Request version from which the header's maxReconsumeTimes is honoured (V3_4_9).
+const VERSION_WITH_MAX_RECONSUME: i32 = 121;
+
+/// How many times a message may be consumed again before it goes to the DLQ: the request
+/// header's maxReconsumeTimes from version V3_4_9 on, else RocketMQ's default (16). SEND to
+/// a `%RETRY%` topic and CONSUMER_SEND_MSG_BACK both decide with it (protocol.md §7.5).
+pub fn max_reconsume_times(request: &RemotingCommand, header_value: Option<i32>) -> i32 {
+    match header_value {
+        Some(max) if request.version >= VERSION_WITH_MAX_RECONSUME => max,
+        _ => DEFAULT_MAX_RECONSUME_TIMES,
+    }
+}
+
 /// Refuses a request that writes to the log on a slave: its log is a copy of its master's.
 pub fn refuse_on_slave(shard: &crate::shard::Shard) -> Result<(), Refused> {
     let config = shard.config();

@@ -32,11 +32,6 @@ use crate::shard::Shard;
 use crate::stats::BrokerStats;
 use crate::topics::{check_queue_id, check_send_topic, is_writeable, RETRY_PREFIX};
 
-/// RocketMQ's default `retryMaxTimes` of a subscription group.
-const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
-/// Request version from which the header's maxReconsumeTimes is honoured (V3_4_9).
-const VERSION_WITH_MAX_RECONSUME: i32 = 121;
-
 /// Handles codes 10, 310 and 320: validate, append on the queue's owner shard, answer.
 pub async fn send(
     shard: &Rc<Shard>,
@@ -168,10 +163,7 @@ fn prepare(
     let mut extra_properties: Vec<(&str, String)> = Vec::new();
     let mut to_dlq = false;
     if is_retry {
-        let max = match header.max_reconsume_times {
-            Some(max) if request.version >= VERSION_WITH_MAX_RECONSUME => max,
-            _ => DEFAULT_MAX_RECONSUME_TIMES,
-        };
+        let max = super::max_reconsume_times(request, header.max_reconsume_times);
         if reconsume_times > max {
             // Too many attempts: into the group's dead-letter queue at once (§7.5), whatever
             // delay the client's fallback re-send asked for.

@@ -46,7 +46,7 @@ pub use self::shared::{BrokerShared, TopicsChanged};
 use self::sync_replication::ReplicaStatus;
 use crate::config::{BrokerConfig, FlushMode};
 use crate::memory::{BudgetPermit, MemoryBudget};
-use crate::placement::shard_for_queue;
+use crate::placement::{owned_by, shard_for_queue};
 use crate::redirect::{Follower, ReadVerdict};
 use crate::timer_wheel::WheelConfig;
 
@@ -200,9 +200,7 @@ impl Shard {
             &store_root,
             u8::try_from(shard_id).unwrap_or(u8::MAX),
             store_config(config),
-            move |topic, queue_id| {
-                addressed || shard_for_queue(topic, queue_id, shards) == shard_id
-            },
+            owned_by(shard_id, shards, addressed),
         )
         .await
         .map_err(|source| ShardOpenError::Store { shard_id, source })?;
@@ -227,7 +225,7 @@ impl Shard {
         let schedule = ShardSchedule::load(
             offsets_dir.join("delayProgress"),
             config.schedule.levels.count(),
-            schedule::owned_by(shard_id, shards, addressed),
+            owned_by(shard_id, shards, addressed),
         )
         .map_err(|source| ShardOpenError::Schedule { shard_id, source })?;
         let shard = Rc::new(Shard {

@@ -33,7 +33,6 @@ use ringmq_protocol::message::record::decode_record;
 use super::schedule_progress::{ProgressFile, ScheduleProgress, MAX_PAYLOAD_BYTES};
 use super::{Shard, ShardError};
 use crate::notify::LocalNotify;
-use crate::placement::shard_for_queue;
 use crate::schedule::{turn, Turn, SCHEDULE_TOPIC, TIMER_QUEUE_NUMS, TIMER_TOPIC};
 
 /// Most copies one queue hands over per turn (one append and one fdatasync per turn).
@@ -62,36 +61,13 @@ struct OwnedQueue {
     reexamine: RefCell<Vec<i64>>,
 }
 
-/// A delivery due within a step, waiting in memory.
-#[derive(Debug)]
-struct Held {
+/// A delivery held in memory: when it is due, and the queue (index) and offset of its
+/// copy. As the key of [`ShardSchedule::held`] it orders the deliveries by due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct HeldKey {
     due_ms: i64,
-    /// Index of the queue it came from, and its offset there.
     queue_index: usize,
     queue_offset: i64,
-    delivery: PutMessage,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Held {
-    /// Reversed on due time (then queue, offset): `BinaryHeap` pops the earliest first.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.due_ms, other.queue_index, other.queue_offset).cmp(&(
-            self.due_ms,
-            self.queue_index,
-            self.queue_offset,
-        ))
-    }
 }
 
 /// The schedule of one shard (module documentation).
@@ -107,7 +83,7 @@ pub struct ShardSchedule {
     /// What the progress file holds now.
     persisted: RefCell<ScheduleProgress>,
     /// Deliveries due within a step, earliest first: what memory holds, whatever is parked.
-    held: RefCell<std::collections::BinaryHeap<Held>>,
+    held: RefCell<BTreeMap<HeldKey, PutMessage>>,
     /// After a failed hand-over, held deliveries wait until then.
     held_paused_until_ms: Cell<i64>,
     /// Failures are logged once per kind until a turn succeeds again.
@@ -376,18 +352,18 @@ async fn read_turn(
 async fn hand_over(
     shard: &Rc<Shard>,
     turns: Vec<(usize, QueueTurn)>,
-    released: Vec<Held>,
+    released: Vec<(HeldKey, PutMessage)>,
     now_ms: i64,
 ) {
     let schedule = &shard.schedule;
     // One append per target queue, in the order the copies came (a queue's deliveries stay
     // in due order).
     let mut by_target: BTreeMap<(String, i32), Vec<PutMessage>> = BTreeMap::new();
-    for held in &released {
+    for (_, delivery) in &released {
         by_target
-            .entry((held.delivery.topic.clone(), held.delivery.queue_id))
+            .entry((delivery.topic.clone(), delivery.queue_id))
             .or_default()
-            .push(held.delivery.clone());
+            .push(delivery.clone());
     }
     let mut turns_left = Vec::with_capacity(turns.len());
     for (index, turn) in turns {
@@ -423,9 +399,9 @@ async fn hand_over(
         schedule.held.borrow_mut().extend(released);
         return;
     }
-    for held in released {
-        if let Some(queue) = schedule.queues.get(held.queue_index) {
-            queue.held_offsets.borrow_mut().remove(&held.queue_offset);
+    for (key, _) in released {
+        if let Some(queue) = schedule.queues.get(key.queue_index) {
+            queue.held_offsets.borrow_mut().remove(&key.queue_offset);
         }
     }
     for (index, head_offset, next_at_ms, held) in turns_left {
@@ -435,31 +411,43 @@ async fn hand_over(
         queue.head_offset.set(head_offset);
         // An arrival during the turn may have asked for an earlier look.
         queue.next_at_ms.set(next_at_ms.min(queue.next_at_ms.get()));
-        let mut heap = schedule.held.borrow_mut();
         for (due_ms, queue_offset, delivery) in held {
-            queue.held_offsets.borrow_mut().insert(queue_offset);
-            heap.push(Held {
-                due_ms,
-                queue_index: index,
-                queue_offset,
+            schedule.hold(
+                HeldKey {
+                    due_ms,
+                    queue_index: index,
+                    queue_offset,
+                },
                 delivery,
-            });
+            );
         }
     }
     schedule.record(shard, owners).await;
 }
 
 impl ShardSchedule {
+    /// Keeps `delivery` in memory until `key.due_ms`; its queue's recorded progress names
+    /// it until it is delivered.
+    fn hold(&self, key: HeldKey, delivery: PutMessage) {
+        if let Some(queue) = self.queues.get(key.queue_index) {
+            queue.held_offsets.borrow_mut().insert(key.queue_offset);
+        }
+        self.held.borrow_mut().insert(key, delivery);
+    }
+
     /// The held deliveries due at `now_ms`, earliest first.
-    fn release_due(&self, now_ms: i64) -> Vec<Held> {
+    fn release_due(&self, now_ms: i64) -> Vec<(HeldKey, PutMessage)> {
         if now_ms < self.held_paused_until_ms.get() {
             return Vec::new();
         }
-        let mut heap = self.held.borrow_mut();
+        let mut held = self.held.borrow_mut();
         let mut due = Vec::new();
-        while heap.peek().is_some_and(|h| h.due_ms <= now_ms) {
-            if let Some(held) = heap.pop() {
-                due.push(held);
+        while held
+            .first_key_value()
+            .is_some_and(|(key, _)| key.due_ms <= now_ms)
+        {
+            if let Some(entry) = held.pop_first() {
+                due.push(entry);
             }
         }
         due
@@ -467,7 +455,11 @@ impl ShardSchedule {
 
     /// When the earliest held delivery is due.
     fn next_release_ms(&self) -> Option<i64> {
-        let due = self.held.borrow().peek().map(|h| h.due_ms)?;
+        let due = self
+            .held
+            .borrow()
+            .first_key_value()
+            .map(|(key, _)| key.due_ms)?;
         Some(due.max(self.held_paused_until_ms.get()))
     }
 }
@@ -489,15 +481,14 @@ impl ShardSchedule {
             let offsets = std::mem::take(&mut *queue.reexamine.borrow_mut());
             for queue_offset in offsets {
                 match self.reread(shard, queue, queue_offset, now_ms).await {
-                    Ok(Some((due_ms, delivery))) => {
-                        queue.held_offsets.borrow_mut().insert(queue_offset);
-                        self.held.borrow_mut().push(Held {
+                    Ok(Some((due_ms, delivery))) => self.hold(
+                        HeldKey {
                             due_ms,
                             queue_index: index,
                             queue_offset,
-                            delivery,
-                        });
-                    }
+                        },
+                        delivery,
+                    ),
                     Ok(None) => {}
                     Err(error) => tracing::error!(
                         topic = queue.topic,
@@ -629,10 +620,4 @@ async fn yield_once() {
         }
     })
     .await
-}
-
-/// Whether `shard_id` of `shards` owns `(topic, queue_id)` (every queue when
-/// shard-addressed: each shard is a broker of its own).
-pub fn owned_by(shard_id: usize, shards: usize, addressed: bool) -> impl Fn(&str, i32) -> bool {
-    move |topic, queue_id| addressed || shard_for_queue(topic, queue_id, shards) == shard_id
 }
