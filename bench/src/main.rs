@@ -97,6 +97,10 @@ struct Common {
     /// Stop after this many messages (sent, or received for consume).
     #[arg(long)]
     messages: Option<u64>,
+    /// With --messages: give up, exiting non-zero, when the count has not moved for this many
+    /// seconds (every send refused, fewer messages stored than asked for). 0: wait forever.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    stall_timeout_secs: u64,
     /// Seconds of load before measuring starts (not reported).
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
@@ -327,14 +331,30 @@ async fn drive(
     let mut progress = Progress::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut next_line = Instant::now() + Duration::from_secs(1);
+    let stall_timeout = Duration::from_secs(c.stall_timeout_secs);
+    let mut last_count = counted(recorder);
+    let mut last_moved_at = Instant::now();
     loop {
         tick.tick().await;
+        let count = counted(recorder);
         let done = match rule {
             StopRule::Duration(d) => recorder.elapsed() >= d,
-            StopRule::Messages(n) => counted(recorder) >= n,
+            StopRule::Messages(n) => count >= n,
         };
         if done || finished() {
             break;
+        }
+        if count != last_count {
+            last_count = count;
+            last_moved_at = Instant::now();
+        } else if let StopRule::Messages(n) = rule {
+            anyhow::ensure!(
+                stall_timeout.is_zero() || last_moved_at.elapsed() < stall_timeout,
+                "stalled: {count} of {n} messages after {:.0} s, none for {} s (--stall-timeout-secs), {} errors (the first are printed above)",
+                recorder.elapsed().as_secs_f64(),
+                stall_timeout.as_secs(),
+                recorder.errors()
+            );
         }
         if Instant::now() >= next_line {
             next_line += Duration::from_secs(1);

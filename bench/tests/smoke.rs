@@ -262,6 +262,41 @@ fn consume_drains_what_produce_wrote() {
     assert_percentiles(&json["e2e_latency_us"]);
 }
 
+/// Asked for more messages than the topic holds, consume gives up after
+/// --stall-timeout-secs with a non-zero exit and the count it reached, instead of waiting
+/// forever.
+#[test]
+fn consume_of_more_than_stored_stops_with_the_count_reached() {
+    let broker = Broker::start();
+    report(
+        &broker,
+        &["produce", "--topic", "SmokeStall", "--messages", "20"],
+    );
+    let started = std::time::Instant::now();
+    let out = bench(
+        Some(&broker),
+        &[
+            "consume",
+            "--topic",
+            "SmokeStall",
+            "--messages",
+            "50",
+            "--group",
+            "stall",
+            "--stall-timeout-secs",
+            "2",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("stalled: 20 of 50 messages"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn e2e_through_the_pull_api_receives_every_message() {
     let broker = Broker::start();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use ringmq_engine::disk_guard::FsUsage;
 use ringmq_server::backend::{probe_io_uring, IoUringProbe};
 use ringmq_server::config::{BrokerConfig, Cli, Command, NameServer, Role};
 use ringmq_server::listener::{bind_per_shard, bind_reuseport_group, bind_single};
@@ -56,6 +57,7 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
     if probe != IoUringProbe::Available {
         eprintln!("io_uring not in use: {probe}; shards fall back to epoll");
     }
+    warn_about_disk_limits(&config);
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
     // The name server first, so that the broker's first registration finds it.
@@ -224,6 +226,52 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
 
 /// A master's HA listener: `--ha-listen`, else the broker's port + 1 as RocketMQ forces it
 /// (port 0 when the broker's port is 0: tests pick free ports). A slave has none.
+/// Says at start when the store's filesystem is already past a disk limit, which a broker
+/// on a shared disk meets for reasons of its own: otherwise the first sign is a refused send
+/// (or a deleted segment) with nothing pointing at the disk.
+fn warn_about_disk_limits(config: &BrokerConfig) {
+    let Some(existing) = config.store_dir.ancestors().find(|path| path.exists()) else {
+        return;
+    };
+    let usage = match FsUsage::of(existing) {
+        Ok(usage) => usage,
+        Err(error) => {
+            tracing::warn!(path = %existing.display(), %error, "cannot tell how full the store's filesystem is");
+            return;
+        }
+    };
+    // A ratio of byte counts, for a log line.
+    #[allow(clippy::cast_precision_loss)]
+    let used_percent = usage.used_bytes as f64 * 100.0 / usage.total_bytes().max(1) as f64;
+    let limits = [
+        (
+            config.disk_warning_ratio,
+            "--disk-warning-percent",
+            "every send is refused until space is freed",
+        ),
+        (
+            config.retention.forced_used_ratio,
+            "--disk-clean-forcibly-percent",
+            "the oldest CommitLog segments are deleted whatever their age",
+        ),
+        (
+            config.retention.cleanup_used_ratio,
+            "--disk-max-used-percent",
+            "CommitLog segments past --file-reserved-time are deleted at any hour",
+        ),
+    ];
+    if let Some((ratio, flag, consequence)) = limits
+        .iter()
+        .find(|(ratio, _, _)| used_percent > ratio * 100.0)
+    {
+        tracing::warn!(
+            "the store's filesystem ({}) is {used_percent:.1}% full, above {flag} {:.0}%: {consequence}",
+            existing.display(),
+            ratio * 100.0
+        );
+    }
+}
+
 fn bind_ha_listener(config: &BrokerConfig) -> anyhow::Result<Option<std::net::TcpListener>> {
     if config.role == Role::Slave {
         return Ok(None);

@@ -220,3 +220,26 @@ fn forced_retention_frees_a_full_disk_and_sends_resume_by_themselves() {
         acked.len()
     );
 }
+
+/// A broker started on a filesystem already past its send limit (here any filesystem in
+/// use: the limit is 0.001%) says so at start, naming the flag, and refuses sends with the
+/// reason; the test brokers' defaults keep every other test clear of the machine's disk.
+#[test]
+fn a_store_already_past_the_send_limit_is_named_at_start() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_file = log_dir.path().join("broker.log");
+    let broker = Broker::start_logging_to(
+        &log_file,
+        &["--shards", "1", "--disk-warning-percent", "0.001"],
+    );
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        log.contains("above --disk-warning-percent 0%: every send is refused"),
+        "the start log names the limit: {log}"
+    );
+    let mut client = broker.connect();
+    let refused = send(&mut client, 0);
+    assert_eq!(refused.code, response_code::SERVICE_NOT_AVAILABLE);
+    let remark = refused.remark.unwrap_or_default();
+    assert!(remark.contains("disk"), "the remark says why: {remark}");
+}

@@ -30,6 +30,20 @@ use ringmq_protocol::header::SerializeType;
 /// Segment size tests run with: a broker must not preallocate a GiB per shard per test.
 pub const TEST_SEGMENT_SIZE: &str = "16777216";
 
+/// Disk limits tests run with: the store is a temporary directory on the machine's shared
+/// disk, whose fullness is not the test's. With the defaults (sends refused above 90%, old
+/// segments deleted above 75% / 85%) a test would fail, or lose messages, whenever other
+/// users filled that disk. Tests of the disk limits pass their own (a flag given twice takes
+/// its last value).
+pub const TEST_DISK_LIMIT_ARGS: [&str; 6] = [
+    "--disk-warning-percent",
+    "100",
+    "--disk-max-used-percent",
+    "100",
+    "--disk-clean-forcibly-percent",
+    "100",
+];
+
 /// How long a broker may take to print its listening lines or register.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -119,6 +133,7 @@ impl Broker {
         if embedded {
             command.args(["--namesrv-listen", "127.0.0.1:0"]);
         }
+        command.args(TEST_DISK_LIMIT_ARGS);
         let mut child = command
             .arg("--store")
             .arg(store.path())

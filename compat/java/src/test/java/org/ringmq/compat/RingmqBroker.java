@@ -60,7 +60,11 @@ public final class RingmqBroker implements AutoCloseable {
             : Files.createTempDirectory("ringmq-java-compat");
         List<String> command = new ArrayList<>(List.of(binary(),
             "--listen", "127.0.0.1:0", "--store", store.toString(),
-            "--segment-size", "16777216"));
+            "--segment-size", "16777216",
+            // The store is on the machine's shared disk, whose fullness is not the test's:
+            // no send refused, no segment deleted because others filled it.
+            "--disk-warning-percent", "100", "--disk-max-used-percent", "100",
+            "--disk-clean-forcibly-percent", "100"));
         if (externalNamesrv == null) {
             command.addAll(List.of("--namesrv-listen", "127.0.0.1:0"));
         } else {
