@@ -9,8 +9,9 @@
 //!
 //! **Memory.** Appends go to an in-memory window ([`ConsumeQueue::append`], synchronous,
 //! visible to reads at once). [`ConsumeQueue::write_pending`] writes what is pending with one
-//! positional write per file touched, into the page cache on the shard thread (the shard
-//! calls it once per loop turn); [`ConsumeQueue::sync`] also fdatasyncs. The window keeps
+//! positional write per file touched, into the page cache on the shard thread (the store's
+//! writer calls it once a page's worth is pending, the checkpoint for the rest);
+//! [`ConsumeQueue::sync`] also fdatasyncs. The window keeps
 //! the newest [`DEFAULT_MEMORY_ENTRIES`] written entries as well, so consumers at the tail
 //! read from memory; older entries are read from the files with positional reads.
 //!
@@ -34,7 +35,8 @@
 //! [`ConsumeQueue::truncate_from_physical`] with the log's end, then re-dispatch with
 //! [`ConsumeQueue::append`] (a queue found empty while the log holds its messages from
 //! offset `n` on is first moved there with [`ConsumeQueue::reset_to`]). Each loop turn:
-//! `append` for the group's records, then [`ConsumeQueue::write_pending`]; at checkpoints
+//! `append` for the group's records, then [`ConsumeQueue::write_pending`] when enough is
+//! pending; at checkpoints
 //! [`ConsumeQueue::sync`]. Pulls: [`ConsumeQueue::read`] (its future borrows nothing, so a
 //! shard can hold the queue in a `RefCell` and await outside the borrow) and
 //! [`TagFilter::matches`] on each entry.

@@ -6,8 +6,9 @@
 //! in each queue; it records each message's ConsumeQueue entry as a pending dispatch. The
 //! writer task takes everything appended since its last turn as one group, writes it (and
 //! fdatasyncs it with `FlushPolicy::Sync`), then dispatches: appends the entries to the
-//! queues (readable from then on), writes them to the queue files, announces [`Arrival`]s
-//! and answers the group's appenders.
+//! queues (readable from then on), writes a queue's pending entries to its files once
+//! [`CQ_WRITE_AT_PENDING_ENTRIES`] are pending (the checkpoint writes the rest), announces
+//! [`Arrival`]s and answers the group's appenders.
 //!
 //! **Invariants.** Groups are contiguous: each starts at the previous one's end, which is
 //! `dispatched_end`. A group's dispatch entries lie inside it in log order. A queue's
@@ -43,6 +44,10 @@ use crate::error::{is_out_of_space, ErrorChain, StoreError};
 use crate::queues::QueueSlot;
 
 use super::{Inner, Store};
+
+/// Pending entries at which the writer writes a queue's entries to its files (a 4 KiB
+/// page of 20-byte entries); below it they wait in memory, readable, for the checkpoint.
+pub const CQ_WRITE_AT_PENDING_ENTRIES: i64 = 4096 / 20;
 
 /// How often a group write that ran out of space is tried again.
 pub const WRITE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -390,7 +395,13 @@ impl Inner {
                 debug_assert!(dispatch
                     .windows(2)
                     .all(|w| w[0].entry.physical_offset < w[1].entry.physical_offset));
-                self.dispatch(dispatch).await;
+                // A group reaching into a later segment than the last one dispatched: every
+                // queue's pending entries are written, so that the entries not yet in the
+                // page cache all point into the last two segments, which recovery without a
+                // checkpoint scans (it scans the last three).
+                let segment_of = |end: u64| end.saturating_sub(1) / self.config.segment_size_bytes;
+                let rolled = segment_of(group.range.end) != segment_of(self.dispatched_end.get());
+                self.dispatch(dispatch, rolled).await;
                 self.dispatched_end.set(group.range.end);
                 self.debug_assert_log_ends();
                 self.progress.complete(group.seq);
@@ -407,9 +418,9 @@ impl Inner {
         }
     }
 
-    /// Makes a written group's entries readable, writes them to the queue files and
-    /// announces them.
-    async fn dispatch(&self, dispatch: Vec<Dispatch>) {
+    /// Makes a written group's entries readable, writes them to the queue files when a
+    /// page's worth is pending (every queue's when `write_all`), and announces them.
+    async fn dispatch(&self, dispatch: Vec<Dispatch>, write_all: bool) {
         let mut touched: Vec<Rc<QueueSlot>> = Vec::new();
         for d in &dispatch {
             let mut cq = d.slot.cq.lock().await;
@@ -427,18 +438,38 @@ impl Inner {
                 touched.push(Rc::clone(&d.slot));
             }
         }
-        let writes = touched.iter().map(|slot| async move {
-            let result = slot.cq.lock().await.write_pending().await;
-            (slot, result)
+        for slot in &touched {
+            if !slot.dirty.replace(true) {
+                self.dirty_slots.borrow_mut().push(Rc::clone(slot));
+            }
+        }
+        // Below a page's worth a queue's entries wait in memory, readable, for the next
+        // checkpoint (at most `checkpoint_interval_ms`): one write per message costs a
+        // syscall per queue touched, the whole cost when messages are spread over thousands
+        // of queues (docs/decisions.md, "Consume-queue writes").
+        let to_write = if write_all {
+            self.dirty_slots.borrow().clone()
+        } else {
+            touched
+        };
+        let writes = to_write.iter().map(|slot| async move {
+            let mut cq = slot.cq.lock().await;
+            let due = cq.pending_entries() >= CQ_WRITE_AT_PENDING_ENTRIES
+                || (write_all && cq.pending_entries() > 0);
+            (
+                slot,
+                if due {
+                    cq.write_pending().await
+                } else {
+                    Ok(())
+                },
+            )
         });
         for (slot, result) in futures_util::future::join_all(writes).await {
             if let Err(error) = result {
                 // The entries stay pending in memory (readable) and are written next time;
                 // the checkpoint does not pass them until a sync succeeds.
                 tracing::warn!(%error, topic = %slot.topic, queue_id = slot.queue_id, "consume queue write failed; will retry");
-            }
-            if !slot.dirty.replace(true) {
-                self.dirty_slots.borrow_mut().push(Rc::clone(slot));
             }
         }
         let mut listener = self.listener.borrow_mut();
