@@ -23,6 +23,9 @@ use crate::error::{ErrorChain, StoreError};
 
 use super::Inner;
 
+/// Longest wait between two turns of the flusher, whatever the intervals.
+const MAX_TICK_MS: u64 = 1000;
+
 /// How often a failing background flush is logged (with how many failures were not).
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -100,8 +103,10 @@ impl Inner {
             FlushPolicy::Async { interval_ms } => Some(interval_ms),
             FlushPolicy::Sync => None,
         };
+        // At least once a second: the next segment is preallocated on the tick.
         let tick_ms = flush_ms
-            .unwrap_or(self.config.checkpoint_interval_ms)
+            .unwrap_or(MAX_TICK_MS)
+            .min(MAX_TICK_MS)
             .min(self.config.checkpoint_interval_ms);
         let mut since_checkpoint_ms = 0;
         let mut failure_log = RateLimit::new(FAILURE_LOG_INTERVAL);
