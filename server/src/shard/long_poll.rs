@@ -11,9 +11,16 @@
 //! [`HoldRegistry`] is the only one, and the expiry task sleeps until its earliest deadline
 //! (at most [`MAX_EXPIRY_SLEEP_MS`]) or until a new hold may expire sooner.
 //!
+//! **Expiry in steps.** Deadlines are served at the next multiple of [`EXPIRY_STEP_MS`] of
+//! the monotonic clock, so a hold ends up to one step late. Idle consumers re-pull as their
+//! holds end, spread over the 15 s: served one by one, each end is a wake-up of the shard
+//! (tens of µs on these VMs), and the re-pulls come back one by one too. In steps, the holds
+//! ending within one are answered together and their re-pulls arrive together. (RocketMQ
+//! looks at its held pulls every 5 s under long polling.)
+//!
 //! Nothing here survives a crash: held pulls belong to connections, which a restart closes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -28,6 +35,16 @@ use crate::timer_wheel::{WheelConfig, WheelConfigError};
 
 /// Longest the expiry task sleeps without looking at the wheel.
 const MAX_EXPIRY_SLEEP_MS: u64 = 1_000;
+
+/// Holds end at multiples of this many ms of the monotonic clock (see the module docs).
+pub const EXPIRY_STEP_MS: u64 = 100;
+
+/// When the expiry task serves `deadline_ms`: the step it falls in ends.
+fn expiry_at_ms(deadline_ms: u64) -> u64 {
+    deadline_ms
+        .div_ceil(EXPIRY_STEP_MS)
+        .saturating_mul(EXPIRY_STEP_MS)
+}
 
 /// What wakes a held pull: fired by an arrival, its deadline or shutdown; dropped (which
 /// also wakes it) when its connection closes.
@@ -52,8 +69,10 @@ impl HeldPull {
 #[derive(Debug)]
 pub struct LongPoll {
     registry: RefCell<HoldRegistry<Waker>>,
-    /// A pull was held: the expiry task recomputes its next deadline.
+    /// A pull that ends before `next_expiry_ms` was held: the expiry task recomputes.
     held_changed: LocalNotify,
+    /// When the expiry task looks at the wheel next (monotonic ms).
+    next_expiry_ms: Cell<u64>,
     clock: ClockRef,
 }
 
@@ -63,6 +82,7 @@ impl LongPoll {
         Ok(LongPoll {
             registry: RefCell::new(registry),
             held_changed: LocalNotify::default(),
+            next_expiry_ms: Cell::new(0),
             clock,
         })
     }
@@ -77,8 +97,11 @@ impl LongPoll {
     /// client pulls again).
     pub fn hold(&self, pull: PullHold<'_>) -> Option<HeldPull> {
         let (waker, released) = oneshot::channel();
+        let expiry_ms = expiry_at_ms(pull.deadline_ms);
         let id = self.registry.borrow_mut().hold(pull, waker).ok()?;
-        self.held_changed.notify();
+        if expiry_ms < self.next_expiry_ms.get() {
+            self.held_changed.notify();
+        }
         Some(HeldPull { id, released })
     }
 
@@ -118,8 +141,8 @@ impl LongPoll {
         self.len() == 0
     }
 
-    /// The expiry task: answers held pulls whose deadline passed. Sleeps until the earliest
-    /// deadline, or until a new pull is held (it may expire sooner). Ends once the
+    /// The expiry task: answers held pulls whose deadline passed. Sleeps until the step of
+    /// the earliest deadline ends, or until a pull ending in an earlier step is held. Ends once the
     /// [`LongPoll`] is dropped.
     pub async fn run_expiry(this: Weak<LongPoll>) {
         loop {
@@ -130,11 +153,12 @@ impl LongPoll {
             let wait_ms = long_poll.registry.borrow().next_deadline().map_or(
                 MAX_EXPIRY_SLEEP_MS,
                 |deadline| {
-                    deadline
+                    expiry_at_ms(deadline)
                         .saturating_sub(now_ms)
                         .clamp(1, MAX_EXPIRY_SLEEP_MS)
                 },
             );
+            long_poll.next_expiry_ms.set(now_ms.saturating_add(wait_ms));
             {
                 let sleep = std::pin::pin!(compio::time::sleep(Duration::from_millis(wait_ms)));
                 let changed = std::pin::pin!(long_poll.held_changed.notified());
@@ -237,6 +261,14 @@ mod tests {
             lasted >= Duration::from_millis(390) && lasted < Duration::from_millis(1_500),
             "a 400 ms hold lasted {lasted:?} across a -1 h wall-clock step"
         );
+    }
+
+    #[test]
+    fn a_deadline_is_served_when_its_step_ends() {
+        assert_eq!(expiry_at_ms(15_000), 15_000);
+        assert_eq!(expiry_at_ms(15_001), 15_000 + EXPIRY_STEP_MS);
+        assert_eq!(expiry_at_ms(0), 0);
+        assert_eq!(expiry_at_ms(u64::MAX), u64::MAX, "saturates, never wraps");
     }
 
     #[test]
