@@ -125,6 +125,13 @@ impl QueueTable {
         valid_queue(topic, queue_id) && (self.owns_queue)(topic, queue_id)
     }
 
+    /// Whether `slot` is still this table's queue: false once its topic was deleted (a
+    /// write in flight then may still hold it).
+    pub(crate) fn holds(&self, slot: &Rc<QueueSlot>) -> bool {
+        self.existing(&slot.topic, slot.queue_id)
+            .is_some_and(|current| Rc::ptr_eq(&current, slot))
+    }
+
     pub(crate) fn existing(&self, topic: &str, queue_id: i32) -> Option<Rc<QueueSlot>> {
         self.map.borrow().get(topic)?.get(&queue_id).cloned()
     }

@@ -176,6 +176,11 @@ impl Inner {
         let mut failed = None;
         for slot in slots {
             slot.dirty.set(false);
+            if !self.queues.holds(&slot) {
+                // Its topic was deleted, files and all, after the entries were appended:
+                // writing them would fail on the missing directory at every checkpoint.
+                continue;
+            }
             let result = slot.cq.lock().await.sync().await;
             if let Err(error) = result {
                 if !slot.dirty.replace(true) {

@@ -448,7 +448,11 @@ impl Inner {
         // syscall per queue touched, the whole cost when messages are spread over thousands
         // of queues (docs/decisions.md, "Consume-queue writes").
         let to_write = if write_all {
-            self.dirty_slots.borrow().clone()
+            let dirty = self.dirty_slots.borrow().clone();
+            dirty
+                .into_iter()
+                .filter(|slot| self.queues.holds(slot))
+                .collect()
         } else {
             touched
         };
