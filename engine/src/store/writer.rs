@@ -446,7 +446,7 @@ impl Inner {
         // Below a page's worth a queue's entries wait in memory, readable, for the next
         // checkpoint (at most `checkpoint_interval_ms`): one write per message costs a
         // syscall per queue touched, the whole cost when messages are spread over thousands
-        // of queues (docs/decisions.md, "Consume-queue writes").
+        // of queues (docs/decisions.md, "Consume-queue writes and the checkpoint interval").
         let to_write = if write_all {
             let dirty = self.dirty_slots.borrow().clone();
             dirty
