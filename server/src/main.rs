@@ -230,7 +230,11 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
 /// on a shared disk meets for reasons of its own: otherwise the first sign is a refused send
 /// (or a deleted segment) with nothing pointing at the disk.
 fn warn_about_disk_limits(config: &BrokerConfig) {
-    let Some(existing) = config.store_dir.ancestors().find(|path| path.exists()) else {
+    // Absolute first: the ancestors of a relative path such as the default `store` end
+    // at "", which names no directory.
+    let store_dir =
+        std::path::absolute(&config.store_dir).unwrap_or_else(|_| config.store_dir.clone());
+    let Some(existing) = store_dir.ancestors().find(|path| path.exists()) else {
         return;
     };
     let usage = match FsUsage::of(existing) {
