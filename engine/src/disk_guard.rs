@@ -117,6 +117,11 @@ impl FsUsage {
         self.used_bytes.saturating_add(self.available_bytes)
     }
 
+    /// Used ratio as `df` reports it (`used / (used + available)`); `None` for a size of 0.
+    pub fn used_ratio(&self) -> Option<f64> {
+        used_ratio(self.used_bytes, self.total_bytes())
+    }
+
     /// `statvfs(2)` of the filesystem holding `path`.
     pub fn of(path: &Path) -> io::Result<Self> {
         let c_path = CString::new(path.as_os_str().as_bytes())
@@ -142,6 +147,13 @@ impl FsUsage {
             available_bytes: avail.saturating_mul(frsize),
         })
     }
+}
+
+/// `used_bytes / total_bytes`; `None` for a total of 0.
+pub fn used_ratio(used_bytes: u64, total_bytes: u64) -> Option<f64> {
+    // Float division: a ratio, exact enough for comparing with a limit.
+    #[allow(clippy::cast_precision_loss)]
+    (total_bytes > 0).then(|| used_bytes as f64 / total_bytes as f64)
 }
 
 /// The pure verdict: `Ok` when an append may go ahead.

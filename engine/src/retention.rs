@@ -25,7 +25,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::disk_guard::FsUsage;
+use crate::disk_guard::{used_ratio, FsUsage};
 
 /// `fileReservedTime` unless configured: 72 hours.
 pub const DEFAULT_FILE_RESERVED_TIME: Duration = Duration::from_secs(72 * 3600);
@@ -230,13 +230,6 @@ pub struct RoundFacts<'a> {
     pub local_hour: u8,
     /// The store filesystem's space; `None` if statvfs failed (then only `deleteWhen` acts).
     pub usage: Option<FsUsage>,
-}
-
-/// Used ratio as `df` reports it; `None` for a filesystem of size 0.
-fn used_ratio(used_bytes: u64, total_bytes: u64) -> Option<f64> {
-    // Float division: a ratio, exact enough for comparing with a limit.
-    #[allow(clippy::cast_precision_loss)]
-    (total_bytes > 0).then(|| used_bytes as f64 / total_bytes as f64)
 }
 
 /// The segments to delete this round, oldest first (a prefix of `facts.candidates`). Pure.

@@ -224,8 +224,6 @@ fn run_broker(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A master's HA listener: `--ha-listen`, else the broker's port + 1 as RocketMQ forces it
-/// (port 0 when the broker's port is 0: tests pick free ports). A slave has none.
 /// Says at start when the store's filesystem is already past a disk limit, which a broker
 /// on a shared disk meets for reasons of its own: otherwise the first sign is a refused send
 /// (or a deleted segment) with nothing pointing at the disk.
@@ -244,9 +242,9 @@ fn warn_about_disk_limits(config: &BrokerConfig) {
             return;
         }
     };
-    // A ratio of byte counts, for a log line.
-    #[allow(clippy::cast_precision_loss)]
-    let used_percent = usage.used_bytes as f64 * 100.0 / usage.total_bytes().max(1) as f64;
+    let Some(used) = usage.used_ratio() else {
+        return;
+    };
     let limits = [
         (
             config.disk_warning_ratio,
@@ -264,18 +262,18 @@ fn warn_about_disk_limits(config: &BrokerConfig) {
             "CommitLog segments past --file-reserved-time are deleted at any hour",
         ),
     ];
-    if let Some((ratio, flag, consequence)) = limits
-        .iter()
-        .find(|(ratio, _, _)| used_percent > ratio * 100.0)
-    {
+    if let Some((ratio, flag, consequence)) = limits.iter().find(|(ratio, _, _)| used > *ratio) {
         tracing::warn!(
-            "the store's filesystem ({}) is {used_percent:.1}% full, above {flag} {:.0}%: {consequence}",
+            "the store's filesystem ({}) is {:.1}% full, above {flag} {:.0}%: {consequence}",
             existing.display(),
+            used * 100.0,
             ratio * 100.0
         );
     }
 }
 
+/// A master's HA listener: `--ha-listen`, else the broker's port + 1 as RocketMQ forces it
+/// (port 0 when the broker's port is 0: tests pick free ports). A slave has none.
 fn bind_ha_listener(config: &BrokerConfig) -> anyhow::Result<Option<std::net::TcpListener>> {
     if config.role == Role::Slave {
         return Ok(None);
