@@ -20,6 +20,8 @@ use ringmq_engine::consumequeue::TagFilter;
 use ringmq_engine::store::{GetMessageStatus, PutMessage, Store, StoreConfig};
 use ringmq_protocol::message::view_record;
 
+mod support;
+
 const SEGMENT: u64 = 64 * 1024;
 const TOPICS: [&str; 3] = ["TopicA", "TopicB", "%RETRY%g"];
 const QUEUES: i32 = 2;
@@ -32,6 +34,7 @@ fn config(flush: FlushPolicy) -> StoreConfig {
         // Frequent checkpoints so that a kill lands between checkpoints, too.
         checkpoint_interval_ms: 50,
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }

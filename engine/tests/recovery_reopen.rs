@@ -13,6 +13,8 @@ use ringmq_engine::consumequeue::TagFilter;
 use ringmq_engine::store::{GetMessageStatus, PutMessage, PutResult, Store, StoreConfig};
 use ringmq_protocol::message::view_record;
 
+mod support;
+
 const SEGMENT: u64 = 4096;
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -24,6 +26,7 @@ fn config() -> StoreConfig {
         segment_size_bytes: SEGMENT,
         flush: FlushPolicy::Sync,
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use ringmq_engine::error::StoreError;
 use ringmq_engine::store::{PutMessage, Store, StoreConfig};
 
+mod support;
+
 const SEGMENT_BYTES: u64 = 4096;
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -21,6 +23,7 @@ fn config() -> StoreConfig {
     StoreConfig {
         segment_size_bytes: SEGMENT_BYTES,
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }

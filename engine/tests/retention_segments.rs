@@ -17,6 +17,8 @@ use ringmq_engine::disk_guard::DiskGuardConfig;
 use ringmq_engine::retention::{DeleteReason, DeleteWhen, RetentionConfig};
 use ringmq_engine::store::{GetMessageStatus, PutMessage, PutResult, Store, StoreConfig};
 
+mod support;
+
 const SEGMENT: u64 = 4096;
 /// Small queue files so that trimming has whole files to delete.
 const CQ_ENTRIES_PER_FILE: u64 = 4;
@@ -31,6 +33,7 @@ fn config() -> StoreConfig {
         flush: FlushPolicy::Sync,
         cq_entries_per_file: CQ_ENTRIES_PER_FILE,
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }

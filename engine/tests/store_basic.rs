@@ -15,6 +15,8 @@ use ringmq_engine::disk_guard::DiskGuardConfig;
 use ringmq_engine::store::{GetMessageStatus, PutMessage, Store, StoreConfig};
 use ringmq_protocol::message::{java_string_hash, view_record, BLANK_MAGIC, BLANK_RECORD_SIZE};
 
+mod support;
+
 fn run<F: std::future::Future>(f: F) -> F::Output {
     compio::runtime::Runtime::new().unwrap().block_on(f)
 }
@@ -24,6 +26,7 @@ fn config(flush: FlushPolicy) -> StoreConfig {
         segment_size_bytes: 4096,
         flush,
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }
@@ -444,7 +447,7 @@ fn a_full_disk_refuses_appends_with_a_typed_error_and_reads_keep_working() {
         let mut cfg = config(FlushPolicy::default());
         cfg.disk_guard = DiskGuardConfig {
             quota_bytes: Some(1),
-            ..DiskGuardConfig::default()
+            ..support::unlimited_disk_guard()
         };
         let store = Store::open(dir.path(), 0, cfg).await.unwrap();
         // No segment yet: the store holds 0 bytes, under the quota.
@@ -452,7 +455,7 @@ fn a_full_disk_refuses_appends_with_a_typed_error_and_reads_keep_working() {
         let err = store.put(msg("T", 0, b"b", None)).await.unwrap_err();
         assert!(err.is_disk_full(), "{err:?}");
         assert!(store.read_record_at(r.physical_offset).await.is_ok());
-        store.set_disk_guard_config(DiskGuardConfig::default());
+        store.set_disk_guard_config(support::unlimited_disk_guard());
         store.put(msg("T", 0, b"c", None)).await.unwrap();
         store.close().await.unwrap();
     });

@@ -13,6 +13,8 @@ use ringmq_engine::consumequeue::TagFilter;
 use ringmq_engine::store::{GetMessageStatus, PutMessage, Store, StoreConfig};
 use ringmq_protocol::message::record::iter_records;
 
+mod support;
+
 const QUEUES: i32 = 4;
 const TASKS_PER_QUEUE: i64 = 16;
 const PER_TASK: i64 = 8;
@@ -39,6 +41,7 @@ fn config() -> StoreConfig {
         segment_size_bytes: 1 << 20,
         flush: FlushPolicy::Async { interval_ms: 50 },
         total_ram_bytes: Some(1 << 30),
+        disk_guard: support::unlimited_disk_guard(),
         ..StoreConfig::default()
     }
 }

@@ -13,6 +13,8 @@ use ringmq_engine::commitlog::flush::FlushPolicy;
 use ringmq_engine::consumequeue::TagFilter;
 use ringmq_engine::store::{GetMessageStatus, PutMessage, Store, StoreConfig};
 
+mod support;
+
 const QUEUES: i32 = 8;
 const PER_QUEUE: i64 = 300;
 
@@ -40,6 +42,7 @@ fn tail_pulls_see_every_message(flush: FlushPolicy) {
             segment_size_bytes: 1 << 20,
             flush,
             total_ram_bytes: Some(1 << 30),
+            disk_guard: support::unlimited_disk_guard(),
             ..StoreConfig::default()
         };
         let store = Store::open(dir.path(), 0, config).await.unwrap();
