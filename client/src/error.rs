@@ -105,6 +105,9 @@ pub enum ClientError {
     /// A compressed body could not be inflated, or a body could not be deflated.
     #[error("compression failed")]
     Compression(#[source] std::io::Error),
+    /// The OS refused a push consumer's listener threads.
+    #[error("cannot start the listener threads")]
+    ListenerThreads(#[source] std::io::Error),
     /// Local file I/O (broadcast offset store).
     #[error("{what} {path}")]
     File {

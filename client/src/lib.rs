@@ -17,6 +17,7 @@ pub mod api;
 pub mod consumer;
 pub mod core;
 pub mod error;
+mod listener_pool;
 pub mod message;
 pub mod producer;
 pub mod pull_consumer;

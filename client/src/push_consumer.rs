@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use ringmq_protocol::body::{ConsumeType, ConsumerData, MessageModel, MessageQueue};
@@ -48,6 +48,7 @@ use crate::consumer::{
 };
 use crate::core::{periodic, ClientConfig, ClientCore};
 use crate::error::{ClientError, Result};
+use crate::listener_pool::ListenerPool;
 use crate::message::{Message, MessageExt};
 use crate::producer::{Producer, ProducerConfig};
 use crate::puller::{PullCommit, PullFlavor, Pulled, QueuePuller};
@@ -205,7 +206,10 @@ struct Inner {
     subscriptions: Mutex<BTreeMap<String, Subscription>>,
     offsets: Mutex<Option<Arc<OffsetStore>>>,
     queues: Mutex<HashMap<MessageQueue, Arc<ProcessQueue>>>,
+    /// Orderly consumption's listener calls (one per permit, `consume_threads`).
     consume_permits: Arc<Semaphore>,
+    /// Concurrent consumption's listener threads, started by [`PushConsumer::start`].
+    listener_pool: OnceLock<ListenerPool<ConsumeJob>>,
     rebalance_wakeup: Notify,
     rebalance_lock: tokio::sync::Mutex<()>,
     started: AtomicBool,
@@ -241,6 +245,7 @@ impl PushConsumer {
                 offsets: Mutex::new(None),
                 queues: Mutex::new(HashMap::new()),
                 consume_permits: Arc::new(Semaphore::new(permits)),
+                listener_pool: OnceLock::new(),
                 rebalance_wakeup: Notify::new(),
                 rebalance_lock: tokio::sync::Mutex::new(()),
                 started: AtomicBool::new(false),
@@ -355,6 +360,19 @@ impl PushConsumer {
         if config.model == MessageModel::Clustering {
             let _ = inner.core.routes.fetch(&retry_topic(&config.group)).await;
         }
+        if !config.orderly && inner.listener_pool.get().is_none() {
+            let pool =
+                ListenerPool::start(config.consume_threads, "ringmq-consume", run_consume_job);
+            match pool {
+                Ok(pool) => {
+                    let _ = inner.listener_pool.set(pool);
+                }
+                Err(e) => {
+                    inner.started.store(false, Ordering::Release);
+                    return Err(ClientError::ListenerThreads(e));
+                }
+            }
+        }
         inner.core.start_timers();
         Inner::rebalance(inner).await;
         let weak = Arc::downgrade(inner);
@@ -415,12 +433,20 @@ impl PushConsumer {
             }
         }
         let all = u32::try_from(inner.config.consume_threads.max(1)).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(
-            inner.config.shutdown_timeout,
-            inner.consume_permits.acquire_many(all),
-        )
-        .await;
-        if drained.is_err() {
+        let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
+        let orderly_drained =
+            tokio::time::timeout_at(deadline, inner.consume_permits.acquire_many(all))
+                .await
+                .is_ok();
+        let pool_drained = match inner.listener_pool.get() {
+            Some(pool) => {
+                pool.close();
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                pool.wait_closed(left).await
+            }
+            None => true,
+        };
+        if !(orderly_drained && pool_drained) {
             tracing::warn!("shutdown: listener calls still running after the timeout");
         }
         inner.persist_offsets(false).await;
@@ -683,6 +709,14 @@ impl Inner {
         )
     }
 
+    /// Hands a batch to the listener pool; after shutdown closed it, the batch stays in
+    /// flight (the committed offset stays below it, so it is delivered again).
+    fn submit(&self, job: ConsumeJob) {
+        if let Some(pool) = self.listener_pool.get() {
+            let _ = pool.submit(job);
+        }
+    }
+
     async fn retry_producer(&self) -> Result<&Producer> {
         self.retry_producer
             .get_or_try_init(|| async {
@@ -823,84 +857,91 @@ fn dispatch(inner: &Arc<Inner>, mq: &MessageQueue, pq: &Arc<ProcessQueue>, msgs:
     let mut msgs = msgs.into_iter().peekable();
     while msgs.peek().is_some() {
         let chunk: Vec<MessageExt> = msgs.by_ref().take(batch).collect();
-        tokio::spawn(consume(
-            Arc::clone(inner),
-            mq.clone(),
-            Arc::clone(pq),
-            chunk,
-        ));
+        inner.submit(ConsumeJob {
+            inner: Arc::clone(inner),
+            mq: mq.clone(),
+            pq: Arc::clone(pq),
+            msgs: chunk,
+        });
     }
 }
 
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Runs the listener on one batch and settles its offsets. Boxed because a batch that could not
-/// be sent back schedules itself again.
-fn consume(
+/// One batch for the listener pool: the listener's call on `msgs`, then its settlement.
+struct ConsumeJob {
     inner: Arc<Inner>,
     mq: MessageQueue,
     pq: Arc<ProcessQueue>,
     msgs: Vec<MessageExt>,
-) -> BoxFuture {
-    Box::pin(async move {
-        let Ok(_permit) = Arc::clone(&inner.consume_permits).acquire_owned().await else {
-            return;
-        };
-        if pq.is_dropped() || inner.stopping.load(Ordering::Acquire) {
-            // Left in flight: the committed offset stays below it, so it is delivered again.
-            return;
-        }
-        let listener = Arc::clone(&inner.listener);
-        let msgs = Arc::new(msgs);
-        let for_listener = Arc::clone(&msgs);
-        let status =
-            match tokio::task::spawn_blocking(move || listener.consume(&for_listener)).await {
-                Ok(status) => status,
-                Err(e) => {
-                    tracing::warn!(error = %e, "listener panicked; the batch will be redelivered");
-                    ConsumeStatus::ReconsumeLater
-                }
-            };
-        if pq.is_dropped() {
-            return;
-        }
-        let mut done: Vec<i64> = Vec::with_capacity(msgs.len());
-        let mut retry_locally = Vec::new();
-        match status {
-            ConsumeStatus::Success => done.extend(msgs.iter().map(|m| m.queue_offset)),
-            ConsumeStatus::ReconsumeLater if inner.config.model == MessageModel::Broadcasting => {
-                tracing::warn!(
-                    count = msgs.len(),
-                    "broadcast consumption failed; messages dropped"
-                );
-                done.extend(msgs.iter().map(|m| m.queue_offset));
+}
+
+/// Runs on a listener-pool thread: calls the listener on one batch and settles its offsets
+/// there, so the batch costs no further hop. A failed batch is sent back from this thread
+/// (blocking on the client's runtime); one that cannot be sent back is queued again in 5 s.
+fn run_consume_job(job: ConsumeJob) {
+    let ConsumeJob {
+        inner,
+        mq,
+        pq,
+        msgs,
+    } = job;
+    if pq.is_dropped() || inner.stopping.load(Ordering::Acquire) {
+        // Left in flight: the committed offset stays below it, so it is delivered again.
+        return;
+    }
+    let listener = &inner.listener;
+    let status =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener.consume(&msgs))) {
+            Ok(status) => status,
+            Err(_) => {
+                tracing::warn!("listener panicked; the batch will be redelivered");
+                ConsumeStatus::ReconsumeLater
             }
-            ConsumeStatus::ReconsumeLater => {
-                for msg in msgs.iter() {
-                    match inner.send_back(msg).await {
-                        Ok(()) => done.push(msg.queue_offset),
-                        Err(e) => {
-                            tracing::warn!(error = %e, msg_id = msg.msg_id(), "send-back failed; retrying locally in 5 s");
-                            retry_locally.push(msg.clone());
-                        }
+        };
+    if pq.is_dropped() {
+        return;
+    }
+    let mut done: Vec<i64> = Vec::with_capacity(msgs.len());
+    let mut retry_locally = Vec::new();
+    match status {
+        ConsumeStatus::Success => done.extend(msgs.iter().map(|m| m.queue_offset)),
+        ConsumeStatus::ReconsumeLater if inner.config.model == MessageModel::Broadcasting => {
+            tracing::warn!(
+                count = msgs.len(),
+                "broadcast consumption failed; messages dropped"
+            );
+            done.extend(msgs.iter().map(|m| m.queue_offset));
+        }
+        ConsumeStatus::ReconsumeLater => {
+            let runtime = tokio::runtime::Handle::current();
+            for msg in msgs {
+                match runtime.block_on(inner.send_back(&msg)) {
+                    Ok(()) => done.push(msg.queue_offset),
+                    Err(e) => {
+                        tracing::warn!(error = %e, msg_id = msg.msg_id(), "send-back failed; retrying locally in 5 s");
+                        retry_locally.push(msg);
                     }
                 }
             }
         }
-        let commit = pq.in_flight.lock().ok().and_then(|mut f| f.remove(done));
-        if let (Some(offset), Some(store)) = (commit, inner.offsets()) {
-            store.update(&mq, offset, true);
-        }
-        if !retry_locally.is_empty() {
-            let inner2 = Arc::clone(&inner);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                if !pq.is_dropped() && !inner2.stopping.load(Ordering::Acquire) {
-                    consume(inner2, mq, pq, retry_locally).await;
-                }
-            });
-        }
-    })
+    }
+    let commit = pq.in_flight.lock().ok().and_then(|mut f| f.remove(done));
+    if let (Some(offset), Some(store)) = (commit, inner.offsets()) {
+        store.update(&mq, offset, true);
+    }
+    if !retry_locally.is_empty() {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if !pq.is_dropped() && !inner.stopping.load(Ordering::Acquire) {
+                let inner2 = Arc::clone(&inner);
+                inner2.submit(ConsumeJob {
+                    inner,
+                    mq,
+                    pq,
+                    msgs: retry_locally,
+                });
+            }
+        });
+    }
 }
 
 /// Orderly: consumes the queue's buffer one batch at a time, in queue order, until it is
