@@ -110,8 +110,7 @@ async fn run_phase(file: &File, path: Path, pull_bytes: usize) -> Phase {
                     .read_exact_at(Vec::with_capacity(pull_bytes), offset)
                     .await;
                 read.unwrap();
-                let BufResult(written, _) =
-                    stream.write_vectored_all([header.clone(), body]).await;
+                let BufResult(written, _) = stream.write_vectored_all([header.clone(), body]).await;
                 written.unwrap();
             }
             Path::Splice => {
@@ -165,7 +164,11 @@ fn main() {
         }
     }
     // Into the page cache, as a tail being consumed is.
-    std::io::copy(&mut std::fs::File::open(&path).unwrap(), &mut std::io::sink()).unwrap();
+    std::io::copy(
+        &mut std::fs::File::open(&path).unwrap(),
+        &mut std::io::sink(),
+    )
+    .unwrap();
     compio::runtime::Runtime::new().unwrap().block_on(async {
         let file = File::open(&path).await.unwrap();
         println!(
