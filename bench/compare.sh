@@ -17,6 +17,11 @@
 #   --life-warmup S   unreported produce+consume load at the start of every life, so that a
 #                     JIT-compiled broker is measured warm (default 10; 0 = none)
 #   --out DIR         where everything goes (default bench-results/compare-<UTC time>)
+#   --max-disk-percent N
+#                     refuse to run (exit 3), or skip a broker life, while the filesystem of
+#                     the store is N% used or more, as df counts it (default 85: the brokers'
+#                     default forced-cleanup limit; at 90% they refuse sends, so the run would
+#                     measure that instead of the brokers)
 #
 # One broker life = start on a fresh store, run the steps, read its peak RSS, stop. Steps:
 #   produce   closed loop, 1 KiB, 2 producers x 128 in flight, one message per send
@@ -45,7 +50,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 BENCH=${BENCH:-$root/target/release/ringmq-bench}
 
-usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; }
 die() {
     echo "compare.sh: $*" >&2
     echo "try: bench/compare.sh --help" >&2
@@ -60,6 +65,7 @@ duration=10
 warmup=3
 rate=5000
 life_warmup=10
+max_disk=85
 out=""
 report_only=""
 while [ $# -gt 0 ]; do
@@ -74,6 +80,12 @@ while [ $# -gt 0 ]; do
     --e2e-rate) posint "$1" "${2:-}"; rate=$2; shift 2 ;;
     --life-warmup) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--life-warmup needs an integer"; life_warmup=$2; shift 2 ;;
     --out) out=${2:-}; [ -n "$out" ] || die "--out needs a directory"; shift 2 ;;
+    --max-disk-percent)
+        [[ ${2:-} =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le 100 ] ||
+            die "--max-disk-percent needs an integer from 1 to 100, got '${2:-}'"
+        max_disk=$2
+        shift 2
+        ;;
     *) die "unknown argument: $1" ;;
     esac
 done
@@ -104,6 +116,22 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 steps_file=$out/steps.jsonl
 tck=$(getconf CLK_TCK)
+
+used_percent() { # path -> its filesystem's used %, as df counts it: used / (used + available)
+    df -P "$1" | awk 'NR == 2 { t = $3 + $4; if (t == 0) print 0; else printf "%d\n", $3 * 100 / t }'
+}
+disk_too_full() { # path -> why, when its filesystem is past --max-disk-percent; else nothing
+    local p
+    p=$(used_percent "$1")
+    if [ "$p" -ge "$max_disk" ]; then
+        echo "the filesystem of $1 is $p% used, at or past --max-disk-percent $max_disk%: the brokers would delete segments (85%) or refuse sends (90%), and the run would measure that; free space, put --out on another filesystem, or raise --max-disk-percent"
+    fi
+}
+why=$(disk_too_full "$out")
+if [ -n "$why" ]; then
+    echo "compare.sh: $why" >&2
+    exit 3
+fi
 
 script_of() {
     case ${1%%:*} in
@@ -150,6 +178,14 @@ life() { # round broker flush
     script=$(script_of "$broker")
     mkdir -p "$dir"
     [ "${broker#*:}" = tmpfs ] && store_dir=/dev/shm/ringmq-compare-$$-r$round-${broker%%:*}-$flush
+    local full
+    full=$(disk_too_full "$(dirname "${store_dir:-$dir/store}")")
+    if [ -n "$full" ]; then
+        echo "[$broker $flush round $round] skipped: $full" >&2
+        jq -nc --argjson round "$round" --arg broker "$broker" --arg flush "$flush" --arg why "$full" \
+            '{kind: "failed", round: $round, broker: $broker, flush: $flush, why: $why}' >>"$steps_file"
+        return 0
+    fi
     if ! STORE_DIR=$store_dir "$script" start "$dir" --flush "$flush" 2>"$dir/start.log"; then
         echo "[$broker $flush round $round] did not start: $(tail -n 3 "$dir/start.log" | tr '\n' ' ')" >&2
         jq -nc --argjson round "$round" --arg broker "$broker" --arg flush "$flush" \

@@ -35,6 +35,7 @@ fn help_describes_the_options() {
         "--rounds",
         "--duration",
         "--e2e-rate",
+        "--max-disk-percent",
         "--report",
     ] {
         assert!(help.contains(opt), "{opt} missing from --help:\n{help}");
@@ -52,6 +53,14 @@ fn bad_arguments_are_refused() {
         (&["--brokers", "rust:disk"], "unknown store 'disk'"),
         (&["--frobnicate"], "unknown argument: --frobnicate"),
         (
+            &["--max-disk-percent", "0"],
+            "integer from 1 to 100, got '0'",
+        ),
+        (
+            &["--max-disk-percent", "101"],
+            "integer from 1 to 100, got '101'",
+        ),
+        (
             &["--report", "/nonexistent/dir"],
             "no /nonexistent/dir/steps.jsonl",
         ),
@@ -62,6 +71,30 @@ fn bad_arguments_are_refused() {
         let err = text(&out.stderr);
         assert!(err.contains(want), "{args:?}: expected '{want}' in:\n{err}");
     }
+}
+
+#[test]
+fn a_store_filesystem_past_the_disk_limit_stops_the_run_before_any_broker_starts() {
+    // The output directory is on the disk holding the build, surely more than 1% used.
+    let out_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = Command::new("bash")
+        .arg(script())
+        .args(["--brokers", "ringmq", "--max-disk-percent", "1", "--out"])
+        .arg(out_dir.path().join("run"))
+        // An executable that is never run: the check comes before any broker or bench.
+        .env("BENCH", std::env::current_exe().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("% used, at or past --max-disk-percent 1%") && err.contains("refuse sends"),
+        "{err}"
+    );
+    assert!(
+        !out_dir.path().join("run/round1").exists(),
+        "a broker life was started"
+    );
 }
 
 /// One step record as compare.sh writes it.
