@@ -21,10 +21,10 @@
 //! **Invariants.** A pull is held ⇔ its key is pending in the wheel ⇔ its key is in exactly
 //! its queue slot's list, and in its connection's list, whose `held` counts it. A connection
 //! list's other keys are stale, at most `held + STALE_KEYS_KEPT` of them. A queue slot is in
-//! the index ⇔ it is in use. An in-use slot or a connection may have an empty list: they are kept so that the usual
-//! churn (hold, wake, the client's next pull holds again on the same queue) allocates nothing
-//! (measured: it halves the cost of a hold + wake), and swept once they exceed
-//! `2 × len() + EMPTY_KEPT`, which bounds them and keeps the sweeps amortized O(1).
+//! the index ⇔ it is in use. An in-use slot or a connection may have an empty list: they are
+//! kept so that the usual churn (hold, wake, the client's next pull holds again on the same
+//! queue) allocates nothing (measured: it halves the cost of a hold + wake), and swept once
+//! they exceed `2 × len() + EMPTY_KEPT`, which bounds them and keeps the sweeps amortized O(1).
 //! `len() ≤ capacity`.
 //! An arrival wakes only pulls on that queue whose offset is below the new max offset *and*
 //! whose filter takes the message's tags code: an unmatched tag leaves a pull held.
